@@ -1,0 +1,64 @@
+"""Builds the aiohttp Application: services, routes, middlewares and their lifecycle.
+
+The app owns everything (no module-level state): tests build as many independent apps as they like.
+Models are checked (sha256) before the app is built; the interpreters load in the worker threads while
+the socket already listens, and /health answers 503 until they are ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from daemon.api import health
+from daemon.api.middleware import make_request_middleware
+from daemon.appkeys import CONFIG, POOL, STATUS
+from daemon.config import Config
+from daemon.services.status import DaemonStatus
+from daemon.services.workers import InferencePool
+from daemon.vision.engine import ModelPaths, VisionEngine
+
+log = logging.getLogger(__name__)
+
+DETECTOR_NAME = "blazeface_full_range"
+
+
+def build_app(config: Config, model_paths: ModelPaths) -> web.Application:
+    app = web.Application(
+        client_max_size=config.server.max_request_bytes,
+        middlewares=[make_request_middleware(config.server.access_log)],
+    )
+    app[CONFIG] = config
+    app[STATUS] = DaemonStatus(DETECTOR_NAME)
+    num_threads = config.models.num_threads
+    app[POOL] = InferencePool(
+        lambda: VisionEngine(model_paths, num_threads),
+        workers=config.workers.count,
+        max_pending=config.workers.max_pending,
+    )
+    app[STATUS].add_reporter("workers", app[POOL].stats)
+    app.cleanup_ctx.append(_inference_pool_ctx)
+    health.add_routes(app)
+    return app
+
+
+async def _inference_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool, status = app[POOL], app[STATUS]
+
+    async def load() -> None:
+        try:
+            await pool.start()
+        except Exception as exc:  # a boundary: any load failure must reach /health and the CLI
+            log.exception("loading the models failed")
+            status.set_failed(f"model loading failed: {exc}")
+        else:
+            status.set_loaded()
+
+    loader = asyncio.create_task(load(), name="load-models")
+    yield
+    loader.cancel()
+    await asyncio.gather(loader, return_exceptions=True)
+    await pool.close()

@@ -1,0 +1,1 @@
+"""camera layer (see docs/ARCHITECTURE.md)."""

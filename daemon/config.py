@@ -1,0 +1,126 @@
+"""Facegate's configuration: every setting, its default and its meaning, in one place.
+
+YAML (config/facegate.yaml documents the same keys) → frozen dataclasses, validated by
+daemon/config_schema.py. Unknown keys and bad values fail at start naming the key path; environment
+variables ``FACEGATE_<SECTION>_<KEY>`` override the file. Secrets never live here: tokens come from a
+file (auth.token_file).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from daemon.config_schema import apply_env_overrides, build, section, setting
+from daemon.errors import ConfigError
+
+PACKAGE_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """HTTP listener and process-wide settings."""
+
+    host: str = setting("127.0.0.1", "address to listen on; a non-loopback address requires a token file")
+    port: int = setting(8080, "TCP port", min=1, max=65535)
+    state_dir: str = setting("var", "directory for the library database, tokens and task files")
+    shutdown_timeout: float = setting(10.0, "seconds in-flight requests get to finish on SIGTERM", min=0)
+    max_request_bytes: int = setting(
+        8 * 1024 * 1024, "largest request body accepted (a 4 MB image is ~5.6 MB as base64)", min=1024
+    )
+    access_log: bool = setting(True, "log one audit line per request (never the image)")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Bearer-token authentication."""
+
+    token_file: str = setting("", "file with one token per line; empty: <state_dir>/tokens")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """Where the TFLite models are and how they run."""
+
+    dir: str = setting("", "directory holding the .tflite files; empty: the models/ folder of the install")
+    num_threads: int = setting(1, "TFLite CPU threads per interpreter", min=1, max=16)
+    embedding: Literal["int8", "fp32"] = setting("int8", "embedding model variant")
+
+
+@dataclass(frozen=True)
+class WorkersConfig:
+    """The bounded pool that runs all CPU work (decode, inference, blur, encode) off the event loop."""
+
+    count: int = setting(2, "worker threads, each with its own interpreters", min=1, max=32)
+    max_pending: int = setting(8, "jobs queued or running before the API answers 503", min=1)
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """BlazeFace detection defaults."""
+
+    short_min_score: float = setting(0.5, "score threshold of the short-range model", min=0, max=1)
+    full_min_score: float = setting(0.5, "score threshold of the full-range model", min=0, max=1)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = setting("info", "log level")
+    journald: Literal["auto", "on", "off"] = setting(
+        "auto", "log to journald; auto: when started by systemd (JOURNAL_STREAM set)"
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = section(ServerConfig)
+    auth: AuthConfig = section(AuthConfig)
+    models: ModelsConfig = section(ModelsConfig)
+    workers: WorkersConfig = section(WorkersConfig)
+    detection: DetectionConfig = section(DetectionConfig)
+    logging: LoggingConfig = section(LoggingConfig)
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.server.state_dir)
+
+    @property
+    def models_path(self) -> Path:
+        return Path(self.models.dir) if self.models.dir else PACKAGE_MODELS_DIR
+
+    @property
+    def token_path(self) -> Path:
+        return Path(self.auth.token_file) if self.auth.token_file else self.state_path / "tokens"
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, overlay the environment, validate. ConfigError names the offending key path."""
+    data: dict = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    data = apply_env_overrides(data, Config, os.environ if environ is None else environ)
+    return build(Config, data)
+
+
+def with_overrides(config: Config, **sections: dict) -> Config:
+    """A copy of config with some keys of some sections replaced, validated again (CLI flags, tests)."""
+    data = asdict(config)
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return build(Config, data)

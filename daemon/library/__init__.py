@@ -1,0 +1,1 @@
+"""library layer (see docs/ARCHITECTURE.md)."""

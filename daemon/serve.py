@@ -1,0 +1,66 @@
+"""`facegate run`: the daemon's process lifecycle.
+
+Order matters for systemd's Type=notify: check the models (refuse to start on a missing or altered file),
+listen, load the interpreters, then READY=1. SIGTERM/SIGINT: STOPPING=1, stop accepting, give in-flight
+requests up to server.shutdown_timeout, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from daemon.app import build_app
+from daemon.appkeys import STATUS
+from daemon.config import Config
+from daemon.ops.systemd import SystemdNotifier
+from daemon.vision.engine import ModelPaths
+
+log = logging.getLogger("facegate")
+
+
+async def serve(config: Config, notifier: SystemdNotifier) -> int:
+    """Run until SIGTERM/SIGINT; the process exit code."""
+    model_paths = ModelPaths.resolve(config.models_path, config.models.embedding)
+    config.state_path.mkdir(parents=True, exist_ok=True)
+    app = build_app(config, model_paths)
+    runner = web.AppRunner(app, shutdown_timeout=config.server.shutdown_timeout, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    watchdog = asyncio.create_task(notifier.watchdog_loop(), name="systemd-watchdog")
+    exit_code = 0
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        await site.start()
+        for address in runner.addresses:
+            log.info("facegate listening on http://%s:%d", *address[:2])
+        notifier.status("loading models")
+        loaded = asyncio.create_task(app[STATUS].wait_loaded())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({loaded, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if loaded.done():
+            error = loaded.exception()
+            if error is not None:
+                log.error("cannot start: %s", error)
+                return 1
+            notifier.ready("serving")
+            log.info("ready: models loaded")
+            await stop.wait()
+        else:
+            loaded.cancel()
+        log.info("stopping: finishing in-flight requests (at most %.0f s)", config.server.shutdown_timeout)
+        notifier.stopping()
+    finally:
+        watchdog.cancel()
+        await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+    return exit_code
