@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 DETECTOR_NAME = "blazeface_full_range"
 
 
-def build_app(config: Config, model_paths: ModelPaths) -> web.Application:
+def build_app(
+    config: Config,
+    model_paths: ModelPaths,
+    engine_factory: Callable[[], VisionEngine] | None = None,
+) -> web.Application:
+    """The daemon's Application; engine_factory replaces how a worker builds its engine (tests)."""
     app = web.Application(
         client_max_size=config.server.max_request_bytes,
         middlewares=[make_request_middleware(config.server.access_log)],
@@ -34,8 +39,13 @@ def build_app(config: Config, model_paths: ModelPaths) -> web.Application:
     app[CONFIG] = config
     app[STATUS] = DaemonStatus(DETECTOR_NAME)
     num_threads = config.models.num_threads
+    if engine_factory is None:
+
+        def engine_factory() -> VisionEngine:
+            return VisionEngine(model_paths, num_threads)
+
     app[POOL] = InferencePool(
-        lambda: VisionEngine(model_paths, num_threads),
+        engine_factory,
         workers=config.workers.count,
         max_pending=config.workers.max_pending,
     )

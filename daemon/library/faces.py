@@ -108,10 +108,7 @@ def delete_image(conn: sqlite3.Connection, image_id: str) -> IndexChange:
 
 
 def get_face(conn: sqlite3.Connection, face_token: str) -> FaceDetail:
-    row = conn.execute("SELECT id FROM faces WHERE face_token = ?", (face_token,)).fetchone()
-    if row is None:
-        raise FaceNotFound(face_token)
-    return faces_by_ids(conn, [row[0]])[0]
+    return faces_by_ids(conn, [require_face(conn, face_token)])[0]
 
 
 def faces_by_ids(conn: sqlite3.Connection, face_rows: Sequence[int]) -> list[FaceDetail]:

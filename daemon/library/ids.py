@@ -9,7 +9,7 @@ import secrets
 
 FACE_TOKEN_BYTES = 18  # 18 random bytes → 24 base64url characters, no padding
 IMAGE_ID_MAX_BYTES = 32
-_IMAGE_ID_RE = re.compile(r"[A-Za-z0-9_=-]{1,%d}" % IMAGE_ID_MAX_BYTES)
+_IMAGE_ID_RE = re.compile(rf"[A-Za-z0-9_=-]{{1,{IMAGE_ID_MAX_BYTES}}}")
 
 
 def image_id_from_bytes(data: bytes) -> str:

@@ -43,6 +43,8 @@ class ReadWriteLock:
                     self._cond.wait()
             finally:
                 self._writers_waiting -= 1
+                if self._writer or self._readers:  # interrupted while waiting: wake blocked readers
+                    self._cond.notify_all()
             self._writer = True
         try:
             yield

@@ -12,6 +12,7 @@ A Detector wraps one Interpreter and, like it, is not thread-safe: one per worke
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,7 +60,7 @@ DETECTOR_KINDS: dict[str, DetectorKind] = {
         model_key="detector_short",
         anchors=AnchorConfig(input_size=128, strides=(8, 16, 16, 16), interpolated_scale_aspect_ratio=1.0),
         num_anchors=896,
-        default_min_score=0.5,
+        default_min_score=0.65,
     ),
     "full": DetectorKind(
         kind="full",
@@ -67,7 +68,7 @@ DETECTOR_KINDS: dict[str, DetectorKind] = {
         model_key="detector_full",
         anchors=AnchorConfig(input_size=192, strides=(4,), interpolated_scale_aspect_ratio=0.0),
         num_anchors=2304,
-        default_min_score=0.6,
+        default_min_score=0.5,
     ),
 }
 
@@ -120,7 +121,8 @@ def letterbox(crop: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, flo
     pad_y = (size - new_h) // 2
     tensor = np.full((1, size, size, 3), -1.0, dtype=np.float32)
     region = tensor[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w]
-    np.multiply(resized, np.float32(1.0 / 127.5), out=region, casting="unsafe")
+    np.copyto(region, resized, casting="unsafe")
+    region *= np.float32(1.0 / 127.5)
     region -= np.float32(1.0)
     return tensor, (new_w / w, new_h / h, pad_x, pad_y)
 
@@ -131,32 +133,39 @@ def decode(
     """Boxes (K, 4) x1y1x2y2, keypoints (K, 6, 2) and scores (K,) in model-input pixels, score ≥ min_score.
 
     regressors is (N, 16), logits (N,) or (N, 1), anchors_px (N, 2) anchor centres in input pixels. With
-    fixed-size anchors and x/y/w/h scale equal to the input size, every value is a pixel offset.
+    fixed-size anchors and x/y/w/h scale equal to the input size, every value is a pixel offset. Only
+    anchors whose logit can reach min_score are decoded (the sigmoid is monotonic).
     """
-    clipped = np.clip(logits.reshape(-1), -LOGIT_CLIP, LOGIT_CLIP).astype(np.float32, copy=False)
+    logits = logits.reshape(-1)
+    if min_score <= 0.0:
+        candidates = np.arange(len(logits))
+    elif min_score >= 1.0:
+        candidates = np.flatnonzero(logits >= LOGIT_CLIP)
+    else:
+        # A little below the exact logit so that rounding never loses a candidate; filtered again below.
+        candidates = np.flatnonzero(logits >= math.log(min_score / (1.0 - min_score)) - 1e-3)
+    clipped = np.minimum(np.maximum(logits[candidates], -LOGIT_CLIP), LOGIT_CLIP).astype(np.float32)
     scores = 1.0 / (1.0 + np.exp(-clipped))
-    keep = np.flatnonzero(scores >= min_score)
+    passed = scores >= min_score
+    keep = candidates[passed]
     raw = regressors[keep].astype(np.float32, copy=False)
     centres = anchors_px[keep]
-    cx = raw[:, 0] + centres[:, 0]
-    cy = raw[:, 1] + centres[:, 1]
-    half_w = raw[:, 2] * 0.5
-    half_h = raw[:, 3] * 0.5
-    boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+    centre_xy = raw[:, 0:2] + centres
+    half_wh = raw[:, 2:4] * np.float32(0.5)
+    boxes = np.concatenate([centre_xy - half_wh, centre_xy + half_wh], axis=1)
     keypoints = raw[:, 4 : 4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + centres[:, None, :]
-    return boxes, keypoints, scores[keep]
+    return boxes, keypoints, scores[passed]
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix1 = np.maximum(box[0], boxes[:, 0])
-    iy1 = np.maximum(box[1], boxes[:, 1])
-    ix2 = np.minimum(box[2], boxes[:, 2])
-    iy2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = max(0.0, float(box[2] - box[0])) * max(0.0, float(box[3] - box[1]))
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    union = np.maximum(area + areas - inter, 1e-6)
-    return inter / union
+def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
+    """(K, K) intersection over union of x1y1x2y2 boxes; degenerate boxes have IoU 0 with everything."""
+    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
+    iw = np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])
+    ih = np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :])
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    union = areas[:, None] + areas[None, :] - inter
+    return inter / np.maximum(union, 1e-6)
 
 
 def weighted_nms(
@@ -170,23 +179,26 @@ def weighted_nms(
     is steadier than keeping only the maximum.
     """
     order = np.argsort(-scores, kind="stable")
-    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    boxes, scores = boxes[order], scores[order]
+    flat_kps = keypoints[order].reshape(len(order), -1)
+    overlaps = pairwise_iou(boxes) > iou_threshold
+    free = np.ones(len(scores), dtype=bool)
     out_boxes, out_kps, out_scores = [], [], []
-    remaining = np.arange(len(scores))
-    while remaining.size:
-        top = remaining[0]
-        group_mask = _iou(boxes[top], boxes[remaining]) > iou_threshold
-        group_mask[0] = True
-        group = remaining[group_mask]
+    for top in range(len(scores)):
+        if not free[top]:
+            continue
+        group = overlaps[top] & free
+        group[top] = True
+        free &= ~group
         weights = scores[group]
-        total = float(weights.sum())
-        out_boxes.append((boxes[group] * weights[:, None]).sum(axis=0) / total)
-        out_kps.append((keypoints[group] * weights[:, None, None]).sum(axis=0) / total)
+        weights = weights / weights.sum()
+        out_boxes.append(weights @ boxes[group])
+        out_kps.append(weights @ flat_kps[group])
         out_scores.append(scores[top])
-        remaining = remaining[~group_mask]
     if not out_scores:
         return boxes[:0], keypoints[:0], scores[:0]
-    return np.stack(out_boxes), np.stack(out_kps), np.asarray(out_scores, dtype=np.float32)
+    out_keypoints = np.stack(out_kps).reshape(-1, *keypoints.shape[1:])
+    return np.stack(out_boxes), out_keypoints, np.asarray(out_scores, dtype=np.float32)
 
 
 def _output_indices(interpreter: Any, num_anchors: int) -> tuple[int, int]:

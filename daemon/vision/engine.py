@@ -12,9 +12,11 @@ from typing import Literal
 
 import numpy as np
 
+from daemon.vision.align import align_face, box_iou, refine_roi
 from daemon.vision.detect import Detector
 from daemon.vision.embed import Embedder
 from daemon.vision.models import resolve_model
+from daemon.vision.quality import FaceQuality, assess
 from daemon.vision.runtime import load_interpreter
 from daemon.vision.types import Face
 
@@ -58,3 +60,43 @@ class VisionEngine:
         if min_score is None:
             return detector.detect(image, roi=roi)
         return detector.detect(image, min_score=min_score, roi=roi)
+
+    def refine(self, image: np.ndarray, face: Face) -> Face:
+        """A second short-range pass on a crop around the face: the face fills more of the model's
+        input, so the keypoints (and the alignment made from them) are more precise."""
+        height, width = image.shape[:2]
+        roi = refine_roi(face, width, height)
+        if roi is None:
+            return face
+        candidates = self.detectors["short"].detect(image, min_score=0.3, roi=roi)
+        best = max(candidates, key=lambda c: box_iou(c.box, face.box), default=None)
+        if best is None or box_iou(best.box, face.box) < 0.4:
+            return face
+        return best
+
+    def find_faces(self, image: np.ndarray) -> list[Face]:
+        """Faces for recognition: the short-range model, then the full-range one if it finds none."""
+        faces = self.detect(image, "short")
+        return faces if faces else self.detect(image, "full")
+
+    def analyze(self, image: np.ndarray, face: Face, refine: bool = True) -> FaceAnalysis:
+        """Refine, align, embed and assess one detected face."""
+        if refine:
+            face = self.refine(image, face)
+        chip = align_face(image, face)
+        return FaceAnalysis(face=face, chip=chip, embedding=self.embedder.embed(chip), quality=assess(face, chip))
+
+    def analyze_largest(self, image: np.ndarray) -> FaceAnalysis | None:
+        """The largest face of an image, analysed; None when there is no face."""
+        faces = self.find_faces(image)
+        if not faces:
+            return None
+        return self.analyze(image, max(faces, key=lambda f: f.area))
+
+
+@dataclass(frozen=True)
+class FaceAnalysis:
+    face: Face
+    chip: np.ndarray  # 150×150 RGB, aligned like dlib's chips
+    embedding: np.ndarray  # float32 (128,), raw dlib descriptor
+    quality: FaceQuality

@@ -78,13 +78,9 @@ def sniff_type(data: bytes) -> ImageKind | None:
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         return "webp"
     # "BM" alone is too weak (plain text can start with it): also require a known DIB header size.
-    if data.startswith(b"BM") and len(data) >= 18 and _u32le(data, 14) in _BMP_HEADER_SIZES:
+    if data.startswith(b"BM") and int.from_bytes(data[14:18], "little") in _BMP_HEADER_SIZES:
         return "bmp"
     return None
-
-
-def _u32le(data: bytes, offset: int) -> int:
-    return struct.unpack_from("<I", data, offset)[0]
 
 
 def _need(data: bytes, end: int, what: str) -> None:
@@ -185,7 +181,7 @@ def _read_png(data: bytes) -> tuple[int, int, int]:
 
 def _read_bmp(data: bytes) -> tuple[int, int, int]:
     _need(data, 18, "BMP header")
-    header_size = _u32le(data, 14)
+    header_size = struct.unpack_from("<I", data, 14)[0]
     if header_size == 12:  # BITMAPCOREHEADER (OS/2 1.x): unsigned 16-bit sizes
         _need(data, 22, "BMP header")
         return *struct.unpack_from("<HH", data, 18), 1
@@ -209,7 +205,7 @@ def _read_webp(data: bytes) -> tuple[int, int, int]:
     if chunk == b"VP8L":  # lossless: signature 0x2f, then 14-bit width-1 and height-1
         if data[20] != 0x2F:
             raise ImageError("WebP header is garbled: bad VP8L signature", "corrupt")
-        bits = _u32le(data, 21)
+        (bits,) = struct.unpack_from("<I", data, 21)
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, 1
     if chunk == b"VP8X":  # extended: 24-bit canvas width-1 and height-1 after flags + reserved
         return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1, 1
@@ -284,8 +280,8 @@ def _decode_pixels(data: bytes, kind: ImageKind) -> np.ndarray:
         raise ImageError(f"{_KIND_NAMES[kind]} image is corrupt", "corrupt") from exc
     if img is None or img.size == 0:
         raise ImageError(f"{_KIND_NAMES[kind]} image is corrupt or truncated", "corrupt")
-    if img.dtype == np.uint16:
-        img = _to_8bit(img)
+    if img.dtype == np.uint16:  # scale with rounding (65535 -> 255), not by dropping the low byte
+        img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     elif img.dtype != np.uint8:
         raise ImageError(f"{_KIND_NAMES[kind]} image has unsupported sample type {img.dtype}", "corrupt")
     if flags != cv2.IMREAD_UNCHANGED:
@@ -300,11 +296,6 @@ def _decode_pixels(data: bytes, kind: ImageKind) -> np.ndarray:
     return rgb if channels in (1, 3) else _composite_on_white(rgb, img[:, :, -1])
 
 
-def _to_8bit(img: np.ndarray) -> np.ndarray:
-    """Scale 16-bit samples to 8 bits with rounding (65535 -> 255), not by dropping the high byte."""
-    return ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-
-
 def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Flatten transparency onto white.
 
@@ -316,8 +307,11 @@ def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if alpha.min() == 255:
         return rgb
     a = alpha.astype(np.uint16)[:, :, None]
-    # c*a + 255*(255-a) <= 65025, so uint16 holds it; +127 rounds the division by 255.
-    out = (rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255
+    # c*a + 255*(255-a) <= 65025 fits uint16; +127 rounds the division. In place: 4K RGBA stays small.
+    out = rgb.astype(np.uint16)
+    out *= a
+    out += 255 * (255 - a) + 127
+    out //= 255
     return out.astype(np.uint8)
 
 
@@ -328,8 +322,8 @@ _ORIENT_OPS = {
     4: lambda a: cv2.flip(a, 0),  # mirrored top-bottom
     5: cv2.transpose,  # row 0 is the left column
     6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),  # row 0 is the right column
-    7: lambda a: cv2.flip(cv2.transpose(a), -1),  # row 0 is the right column, bottom-up
-    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),  # row 0 is the left column, bottom-up
+    7: lambda a: cv2.flip(cv2.transpose(a), -1),  # row 0 is the right column, read upwards
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),  # row 0 is the left column, read upwards
 }
 
 

@@ -1,0 +1,66 @@
+"""Shared fixtures: real models, real images, a real aiohttp server on 127.0.0.1, a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+# Asyncio debug mode: a blocking call in the event loop is reported (see DESIGN.md, Testing).
+os.environ.setdefault("PYTHONASYNCIODEBUG", "1")
+
+from daemon.config import PACKAGE_MODELS_DIR, Config, load_config, with_overrides  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"
+FACES = DATA / "faces"
+NO_FACES = DATA / "no_faces"
+FACE_IMAGES = sorted(p for p in FACES.iterdir() if p.suffix in {".jpg", ".png"})
+NO_FACE_IMAGES = sorted(p for p in NO_FACES.iterdir() if p.suffix in {".jpg", ".png"})
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """A test image as RGB uint8 (alpha dropped), read with OpenCV directly."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+@pytest.fixture(scope="session")
+def model_paths():
+    from daemon.vision.engine import ModelPaths
+
+    return ModelPaths.resolve(PACKAGE_MODELS_DIR, "int8")
+
+
+@pytest.fixture(scope="session")
+def engine(model_paths):
+    """One VisionEngine for the whole session (tests using it run in one thread)."""
+    from daemon.vision.engine import VisionEngine
+
+    return VisionEngine(model_paths, num_threads=1)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """Defaults with the state in a fresh temp dir."""
+    base = load_config(None, environ={})
+    return with_overrides(base, server={"state_dir": str(tmp_path / "state")})
+
+
+@pytest.fixture
+async def make_client(aiohttp_client, model_paths):
+    """Start a real app on 127.0.0.1 (models loaded) and return a test client for it."""
+    from daemon.app import build_app
+    from daemon.appkeys import STATUS
+
+    async def start(cfg: Config):
+        app = build_app(cfg, model_paths)
+        client = await aiohttp_client(app)
+        await app[STATUS].wait_loaded()
+        return client
+
+    return start
