@@ -38,11 +38,10 @@ def build_app(
     )
     app[CONFIG] = config
     app[STATUS] = DaemonStatus(DETECTOR_NAME)
-    num_threads = config.models.num_threads
     if engine_factory is None:
 
         def engine_factory() -> VisionEngine:
-            return VisionEngine(model_paths, num_threads)
+            return engine_from_config(config, model_paths)
 
     app[POOL] = InferencePool(
         engine_factory,
@@ -53,6 +52,11 @@ def build_app(
     app.cleanup_ctx.append(_inference_pool_ctx)
     health.add_routes(app)
     return app
+
+
+def engine_from_config(config: Config, model_paths: ModelPaths) -> VisionEngine:
+    min_scores = {"short": config.detection.short_min_score, "full": config.detection.full_min_score}
+    return VisionEngine(model_paths, config.models.num_threads, min_scores)
 
 
 async def _inference_pool_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ import yaml
 
 from daemon.config_schema import apply_env_overrides, build, section, setting
 from daemon.errors import ConfigError
+from daemon.services.scores import DEFAULT_ANCHORS, ScoreMapping
 
 PACKAGE_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -27,7 +28,7 @@ class ServerConfig:
     """HTTP listener and process-wide settings."""
 
     host: str = setting("127.0.0.1", "address to listen on; a non-loopback address requires a token file")
-    port: int = setting(8080, "TCP port", min=1, max=65535)
+    port: int = setting(8080, "TCP port (0: any free port, logged at start)", min=0, max=65535)
     state_dir: str = setting("var", "directory for the library database, tokens and task files")
     shutdown_timeout: float = setting(10.0, "seconds in-flight requests get to finish on SIGTERM", min=0)
     max_request_bytes: int = setting(
@@ -64,8 +65,29 @@ class WorkersConfig:
 class DetectionConfig:
     """BlazeFace detection defaults."""
 
-    short_min_score: float = setting(0.5, "score threshold of the short-range model", min=0, max=1)
-    full_min_score: float = setting(0.5, "score threshold of the full-range model", min=0, max=1)
+    short_min_score: float = setting(
+        0.65,
+        "score threshold of the short-range model (test set: faces ≥ 0.80, no-face images ≤ 0.50)",
+        min=0,
+        max=1,
+    )
+    full_min_score: float = setting(
+        0.5,
+        "score threshold of the full-range model (test set: faces ≥ 0.74, no-face images ≤ 0.26)",
+        min=0,
+        max=1,
+    )
+
+
+@dataclass(frozen=True)
+class ScoresConfig:
+    """Distance → score (0–100) mapping shared by compare, search, groups and the feature API."""
+
+    anchors: list[list[float]] = setting(
+        DEFAULT_ANCHORS,
+        "piecewise-linear [distance, score] points, distance increasing from 0, score decreasing "
+        "(docs/ARCHITECTURE.md, Scores, gives the data behind the defaults)",
+    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +95,7 @@ class LoggingConfig:
     """Logging."""
 
     level: Literal["debug", "info", "warning", "error"] = setting("info", "log level")
-    journald: Literal["auto", "on", "off"] = setting(
+    journald: Literal["auto", "always", "never"] = setting(
         "auto", "log to journald; auto: when started by systemd (JOURNAL_STREAM set)"
     )
 
@@ -85,7 +107,14 @@ class Config:
     models: ModelsConfig = section(ModelsConfig)
     workers: WorkersConfig = section(WorkersConfig)
     detection: DetectionConfig = section(DetectionConfig)
+    scores: ScoresConfig = section(ScoresConfig)
     logging: LoggingConfig = section(LoggingConfig)
+
+    def __post_init__(self) -> None:
+        try:
+            ScoreMapping(self.scores.anchors)
+        except ValueError as exc:
+            raise ConfigError(f"scores.anchors: {exc}") from None
 
     @property
     def state_path(self) -> Path:

@@ -42,9 +42,7 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{path}." if path else ""
-        raise ConfigError(
-            f"unknown key {where}{unknown[0]} (known keys here: {', '.join(sorted(fields))})"
-        )
+        raise ConfigError(f"unknown key {where}{unknown[0]} (known keys here: {', '.join(sorted(fields))})")
     values = {}
     for name, value in data.items():
         key_path = f"{path}.{name}" if path else name

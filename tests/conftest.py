@@ -12,7 +12,7 @@ import pytest
 # Asyncio debug mode: a blocking call in the event loop is reported (see DESIGN.md, Testing).
 os.environ.setdefault("PYTHONASYNCIODEBUG", "1")
 
-from daemon.config import PACKAGE_MODELS_DIR, Config, load_config, with_overrides  # noqa: E402
+from daemon.config import PACKAGE_MODELS_DIR, Config, load_config, with_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"

@@ -27,10 +27,24 @@ REPO = Path(__file__).resolve().parent.parent
 class Daemon:
     def __init__(self, tmp_path: Path, env_extra: dict[str, str], args: list[str] = ()) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEGATE_", "NOTIFY_", "WATCHDOG_"))}
-        env.update({"FACEGATE_LOGGING_JOURNALD": "off", "PYTHONUNBUFFERED": "1"}, **env_extra)
+        env.update({"FACEGATE_LOGGING_JOURNALD": "never", "PYTHONUNBUFFERED": "1"}, **env_extra)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "--port", "0", "--state-dir", str(tmp_path / "state"), *args],
-            cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "daemon",
+                "run",
+                "--port",
+                "0",
+                "--state-dir",
+                str(tmp_path / "state"),
+                *args,
+            ],
+            cwd=REPO,
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []

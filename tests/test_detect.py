@@ -128,7 +128,7 @@ def test_decode_places_box_and_keypoints_relative_to_the_anchor() -> None:
     logits[index] = 3.0
     boxes, keypoints, scores = decode(regressors, logits, anchors_px, 0.5)
     np.testing.assert_allclose(boxes, [[ax + 2 - 10, ay - 1 - 5, ax + 2 + 10, ay - 1 + 5]], atol=1e-4)
-    expected_kps = np.arange(12, dtype=np.float32).reshape(6, 2) + [ax, ay]
+    expected_kps = np.arange(12, dtype=np.float32).reshape(6, 2) + np.array([ax, ay])
     np.testing.assert_allclose(keypoints[0], expected_kps, atol=1e-4)
     np.testing.assert_allclose(scores, [1 / (1 + np.exp(-3.0))], rtol=1e-6)
     # The threshold is inclusive and exact: a score just above/below it flips the result.
@@ -313,8 +313,8 @@ def test_roi_on_an_embedded_image_matches_the_image_alone(
     canvas[150 : 150 + height, 250 : 250 + width] = obama
     (base,) = detector.detect(obama)
     (in_roi,) = detector.detect(canvas, roi=(250, 150, 250 + width, 150 + height))
-    np.testing.assert_allclose(box_array(in_roi), box_array(base) + [250, 150, 250, 150], atol=0.01)
-    np.testing.assert_allclose(in_roi.keypoints, base.keypoints + [250, 150], atol=0.01)
+    np.testing.assert_allclose(box_array(in_roi), box_array(base) + np.array([250, 150, 250, 150]), atol=0.01)
+    np.testing.assert_allclose(in_roi.keypoints, base.keypoints + np.array([250, 150]), atol=0.01)
     assert in_roi.score == pytest.approx(base.score)
 
 

@@ -80,7 +80,7 @@ def counts(path: Path) -> tuple[int, int, int, int]:
 
 
 def index_state(store: FaceStore) -> dict[int, tuple[bytes, int]]:
-    ids, raw, masks = store._index.snapshot()
+    ids, raw, masks = store.index.snapshot()
     return {int(i): (np.round(r, 5).tobytes(), int(m)) for i, r, m in zip(ids, raw, masks, strict=True)}
 
 
@@ -220,8 +220,7 @@ def test_add_face_returns_record_and_indexes_it(store: FaceStore):
     assert rec.id == 1 and rec.image_id == image_id_from_bytes(b"original-1") and len(rec.face_token) == 24
     assert tuple(rec.rect) == (10, 20, 110, 140)
     assert index_masks(store) == {rec.id: 1}  # default group is slot 0
-    assert store.index_hits if False else True
-    assert store._index.nearest(template(1), None, 1)[0][0] == rec.id
+    assert store.index.nearest(template(1), None, 1)[0][0] == rec.id
 
 
 def test_ids_increase_and_are_never_reused(store: FaceStore):
@@ -270,7 +269,7 @@ def test_add_face_rejects_bad_templates_without_writing(store: FaceStore, bad):
     before = counts(store.path)
     with pytest.raises(ValueError):
         add(store, 1, template=bad)
-    assert counts(store.path) == before and len(store._index) == 0
+    assert counts(store.path) == before and len(store.index) == 0
 
 
 def test_a_busy_database_fails_the_operation_and_leaves_store_and_index_unchanged(tmp_path: Path):
@@ -293,7 +292,7 @@ def test_a_busy_database_fails_the_operation_and_leaves_store_and_index_unchange
             other.close()
         assert counts(path) == before
         add(store, 2)
-        assert len(store._index) == 2
+        assert len(store.index) == 2
 
 
 def test_list_faces_pages_in_id_order(store: FaceStore):
@@ -382,7 +381,7 @@ def test_reset_removes_faces_and_images_but_keeps_groups(store: FaceStore):
     groups_before = [(g.group_id, g.name, g.score) for g in store.list_groups()]
     store.reset()
     assert counts(store.path) == (0, 0, 0, 2)
-    assert len(store._index) == 0
+    assert len(store.index) == 0
     assert [(g.group_id, g.name, g.score) for g in store.list_groups()] == groups_before
     assert all(g.face_count == 0 for g in store.list_groups())
 
@@ -633,7 +632,7 @@ def test_delete_group_mode_4_deletes_lone_faces_with_their_originals(scene):
 
 @pytest.mark.parametrize("mode", [1, 2, 3, 4])
 def test_delete_group_refuses_default_protected_and_unknown(scene, mode):
-    store, faces, _ = scene
+    store, _, _ = scene
     before, index_before = counts(store.path), index_state(store)
     with pytest.raises(GroupInUse) as err:
         store.delete_group("default", mode)
@@ -652,14 +651,14 @@ def test_delete_group_bad_mode(scene):
 
 
 def test_a_new_group_in_a_freed_slot_inherits_no_members(scene):
-    store, faces, slots = scene
+    store, _, slots = scene
     store.delete_group("G", 1)
     store.create_group("K", "group K")
     k = store.resolve_groups(["K"])[0]
     assert k.mask == slots["G"]
     assert store.list_faces(0, 10, group_id="K") == (0, [])
     assert all(m & k.mask == 0 for m in index_masks(store).values())
-    assert store._index.search(template(1), [(k.mask, 10.0)], 5) == []
+    assert store.index.search(template(1), [(k.mask, 10.0)], 5) == []
 
 
 # -- threads -----------------------------------------------------------------------------------------
@@ -690,7 +689,7 @@ def test_fifty_threads_adding_at_once(store: FaceStore):
     total, page = store.list_faces(0, 100)
     assert total == 50 and sorted(f.id for f in page) == sorted(r.id for r in results)
     ids, matrix, masks = store.load_templates(MODEL)
-    snap_ids, snap_raw, snap_masks = store._index.snapshot()
+    snap_ids, snap_raw, snap_masks = store.index.snapshot()
     np.testing.assert_array_equal(snap_ids, ids)
     np.testing.assert_array_equal(snap_masks, masks)
     np.testing.assert_allclose(snap_raw, matrix, rtol=1e-5, atol=1e-6)

@@ -41,9 +41,7 @@ def make_request_middleware(access_log: bool):
             raise
         except Exception:
             log.exception("unexpected error in %s %s [request %s]", request.method, request.path, request_id)
-            response = web.json_response(
-                {"error": "internal error", "request_id": request_id}, status=500
-            )
+            response = web.json_response({"error": "internal error", "request_id": request_id}, status=500)
         finally:
             if access_log:
                 audit.info(

@@ -35,11 +35,13 @@ class TrackerConfig:
 
     hold_seconds: float = 1.0  # keep a track this long after its last detection
     iou_gate: float = 0.2  # least IoU between a detection and a predicted box to match
-    centre_gate: float = 1.0  # fallback match: centre distance <= this × face size (sqrt(w·h))
+    centre_gate: float = 1.0  # fallback match: centre distance <= this × face size (sqrt(w·h))…
+    centre_gate_growth: float = 5.0  # …plus this many face sizes per second since the track's last hit
     alpha: float = 0.6  # filter gain on position/size (1 = trust detections fully)
     beta: float = 0.3  # filter gain on velocity
     margin: float = 0.1  # fraction of width/height added on every side at a detection
     margin_growth: float = 1.0  # extra fraction per second since the last detection
+    new_track_growth: float = 6.0  # the same for a face seen once (speed unknown: up to ~6 sizes/s)
     margin_max: float = 1.0  # the margin fraction never exceeds this
     motion_margin: float = 0.5  # add this fraction of the extrapolated displacement as slack
     max_extrapolation: float = 0.5  # seconds of velocity extrapolation at most
@@ -50,7 +52,8 @@ class TrackerConfig:
             raise ValueError("hold_seconds must be > 0 and max_extrapolation >= 0")
         if not (0 < self.alpha <= 1 and 0 <= self.beta <= 2):
             raise ValueError("need 0 < alpha <= 1 and 0 <= beta <= 2")
-        if min(self.margin, self.margin_growth, self.margin_max, self.motion_margin) < 0:
+        knobs = (self.margin, self.margin_growth, self.new_track_growth, self.margin_max, self.motion_margin)
+        if min(*knobs, self.centre_gate, self.centre_gate_growth) < 0:
             raise ValueError("margins must be >= 0")
 
 
@@ -145,7 +148,14 @@ class FaceTracker:
         predicted = np.array(
             [_to_box_array(t.predict(timestamp, config.max_extrapolation)[0]) for t in self._tracks]
         ).reshape(-1, 4)
-        pairs = _associate(boxes, predicted, config)
+        gates = np.array(
+            [
+                config.centre_gate
+                + config.centre_gate_growth * min(abs(timestamp - t.last_seen), config.max_extrapolation)
+                for t in self._tracks
+            ]
+        )
+        pairs = _associate(boxes, predicted, gates, config.iou_gate)
         matched_dets = set()
         for det_i, track_i in pairs:
             self._tracks[track_i].update(boxes[det_i], scores[det_i], timestamp, config)
@@ -168,7 +178,8 @@ class FaceTracker:
             if since > config.hold_seconds:
                 continue
             (cx, cy, w, h), dt = track.predict(timestamp, config.max_extrapolation)
-            fraction = min(config.margin + config.margin_growth * abs(since), config.margin_max)
+            growth = config.new_track_growth if track.hits == 1 else config.margin_growth
+            fraction = min(config.margin + growth * abs(since), config.margin_max)
             pad_x = fraction * w + config.motion_margin * abs(track.velocity[0] * dt)
             pad_y = fraction * h + config.motion_margin * abs(track.velocity[1] * dt)
             x1, y1 = cx - w / 2 - pad_x, cy - h / 2 - pad_y
@@ -202,8 +213,11 @@ def _parse_detections(detections: Iterable[Sequence[float]]) -> tuple[np.ndarray
     return np.array(boxes, dtype=np.float64).reshape(-1, 4), scores
 
 
-def _associate(dets: np.ndarray, preds: np.ndarray, config: TrackerConfig) -> list[tuple[int, int]]:
-    """Greedy matching: IoU pairs best first, then centre distance for what is left."""
+def _associate(
+    dets: np.ndarray, preds: np.ndarray, centre_gates: np.ndarray, iou_gate: float
+) -> list[tuple[int, int]]:
+    """Greedy matching: IoU pairs best first, then centre distance (in face sizes, gate per track)
+    for what is left."""
     if len(dets) == 0 or len(preds) == 0:
         return []
     iou = _iou_matrix(dets, preds)
@@ -212,7 +226,7 @@ def _associate(dets: np.ndarray, preds: np.ndarray, config: TrackerConfig) -> li
     used_t: set[int] = set()
     for flat in np.argsort(-iou, axis=None, kind="stable"):
         d, t = divmod(int(flat), iou.shape[1])
-        if iou[d, t] < config.iou_gate:
+        if iou[d, t] < iou_gate:
             break
         if d not in used_d and t not in used_t:
             pairs.append((d, t))
@@ -233,7 +247,7 @@ def _associate(dets: np.ndarray, preds: np.ndarray, config: TrackerConfig) -> li
             if not 0.5 <= ratio <= 2.0:
                 continue
             distance = float(np.hypot(*(det_c[d] - pred_c[t]))) / max(det_s[d], pred_s[t])
-            if distance <= config.centre_gate:
+            if distance <= centre_gates[t]:
                 candidates.append((distance, d, t))
     for _, d, t in sorted(candidates):
         if d not in used_d and t not in used_t:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from daemon.library.errors import (
     GroupIdConflict,
@@ -106,7 +106,7 @@ def modify_group(
 
 
 def delete_group(
-    conn: sqlite3.Connection, group_id: str, mode: int, protected: set[str] | frozenset[str]
+    conn: sqlite3.Connection, group_id: str, mode: int, protected: Collection[str]
 ) -> tuple[DeleteGroupResult, IndexChange]:
     """The four deleteAllFace modes of spec 2.3.
 
@@ -115,7 +115,10 @@ def delete_group(
     3: unbind; faces that were only in this group lose their face row (crop + template), their
        originals stay; the group stays.
     4: unbind; faces that were only in this group are deleted with their original image; delete
-       the group.
+       the group. (An image holds one face in this API; were there more, they would go with it.)
+
+    ``default`` and ``protected`` groups raise GroupInUse in every mode, 3 included: emptying a
+    group a pipeline searches is as disruptive as deleting it.
     """
     if mode not in (1, 2, 3, 4):
         raise ValueError(f"deleteAllFace must be 1..4, not {mode!r}")

@@ -143,11 +143,15 @@ class TemplateIndex:
             if n == 0:
                 return []
             d2 = self._squared_distances(q, n)
-            masks = self._masks[:n]
-            ok = np.zeros(n, dtype=bool)
+            # One pass over every row with the loosest limit; the masks and the tighter limits are
+            # then checked on the few rows that are left.
+            loosest = max(max_d for _, max_d in pairs)
+            near = np.flatnonzero(d2 <= np.float32(loosest * loosest))
+            near_d2, near_masks = d2[near], self._masks[near]
+            ok = np.zeros(near.size, dtype=bool)
             for mask, max_d in pairs:
-                ok |= ((masks & mask) != 0) & (d2 <= np.float32(max_d * max_d))
-            return self._top(np.flatnonzero(ok), d2, top_k)
+                ok |= ((near_masks & mask) != 0) & (near_d2 <= np.float32(max_d * max_d))
+            return self._top(near[ok], q, d2, top_k)
 
     def nearest(self, query: np.ndarray, mask: int | None = None, top_k: int = 1) -> list[tuple[int, float]]:
         """The ``top_k`` closest faces, without thresholds; with ``mask`` only faces bound to one
@@ -164,7 +168,7 @@ class TemplateIndex:
                 candidates = np.arange(n)
             else:
                 candidates = np.flatnonzero(self._masks[:n] & np.uint64(_as_mask(mask)))
-            return self._top(candidates, d2, top_k)
+            return self._top(candidates, q, d2, top_k)
 
     # -- internals (callers hold the lock where it matters) ---------------------------------------
 
@@ -247,11 +251,21 @@ class TemplateIndex:
         d2 += np.float32(np.dot(q, q))
         return d2
 
-    def _top(self, candidates: np.ndarray, d2: np.ndarray, top_k: int) -> list[tuple[int, float]]:
+    def _top(
+        self, candidates: np.ndarray, q: np.ndarray, d2: np.ndarray, top_k: int
+    ) -> list[tuple[int, float]]:
+        """The top_k candidates by distance, with distances recomputed exactly.
+
+        The expanded form loses precision near zero (|q|² + |t|² − 2q·t cancels: a template
+        compared with itself comes out ~1e-4 instead of 0), so the few rows returned get their
+        distance recomputed directly in float64; selection and thresholds are unaffected at the
+        distances that matter (errors there are ~1e-6).
+        """
         if candidates.size > top_k:
             candidates = candidates[np.argpartition(d2[candidates], top_k - 1)[:top_k]]
         ids = self._ids[candidates]
-        dist = np.sqrt(np.maximum(d2[candidates], 0.0))
+        raw = self._unit[candidates].astype(np.float64) * self._norm[candidates, None]
+        dist = np.linalg.norm(raw - q.astype(np.float64), axis=1)
         order = np.lexsort((ids, dist))
         return [(int(ids[i]), float(dist[i])) for i in order]
 

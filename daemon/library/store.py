@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -67,6 +67,16 @@ class FaceStore:
         self.close()
 
     # -- index ------------------------------------------------------------------------------------
+
+    @property
+    def index(self) -> TemplateIndex | None:
+        """The attached index (searches go to it directly, without the store lock)."""
+        return self._index
+
+    @property
+    def model_id(self) -> str | None:
+        """The model whose templates the attached index holds."""
+        return self._model_id
 
     def attach_index(self, index: TemplateIndex, model_id: str) -> int:
         """Fill ``index`` with the templates of ``model_id`` and keep it updated from now on.
@@ -188,7 +198,7 @@ class FaceStore:
         self._write(lambda conn: (groups.modify_group(conn, group_id, name, type, score), IndexChange()))
 
     def delete_group(
-        self, group_id: str, delete_all_face: int, protected: set[str] | frozenset[str] = frozenset()
+        self, group_id: str, delete_all_face: int, protected: Collection[str] = frozenset()
     ) -> DeleteGroupResult:
         """Delete a group by one of the four deleteAllFace modes (2.3; see groups.delete_group).
 
@@ -235,7 +245,14 @@ class FaceStore:
         added = [
             (face, template, mask) for face, model, template, mask in change.added if model == self._model_id
         ]
-        index.update(added=added, removed=change.removed, masks=change.masks)
+        try:
+            index.update(added=added, removed=change.removed, masks=change.masks)
+        except ValueError:
+            # Cannot happen for inputs _check_template accepted; if it does, the committed rows are
+            # the truth: rebuild rather than keep searching a diverged index.
+            log.exception("index update failed after commit; rebuilding it from %s", self.path)
+            assert self._model_id is not None
+            self.attach_index(index, self._model_id)
 
     def _reclaim_space(self) -> None:
         """Return freed pages to the filesystem (auto_vacuum=INCREMENTAL). Best effort: the data

@@ -22,7 +22,7 @@ def setup_logging(level: str, journald: str, environ: Mapping[str, str] | None =
     """Configure the root logger; returns where logs go ("journald" or "stderr")."""
     env = os.environ if environ is None else environ
     handler: logging.Handler | None = None
-    if journald == "on" or (journald == "auto" and env.get("JOURNAL_STREAM")):
+    if journald == "always" or (journald == "auto" and env.get("JOURNAL_STREAM")):
         handler = _journal_handler()
     target = "journald"
     if handler is None:

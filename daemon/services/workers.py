@@ -48,7 +48,9 @@ class InferencePool(Generic[EngineT]):
         for engine in engines:
             free.put_nowait(engine)
         self._free = free
-        log.info("inference pool ready: %d workers, at most %d jobs pending", self._workers, self._max_pending)
+        log.info(
+            "inference pool ready: %d workers, at most %d jobs pending", self._workers, self._max_pending
+        )
 
     async def close(self) -> None:
         if self._executor is not None:

@@ -16,7 +16,7 @@ from daemon.vision.types import LEFT_EYE, MOUTH, RIGHT_EYE, Face
 CHIP_SIZE = 150
 ALIGN_KEYPOINTS = (RIGHT_EYE, LEFT_EYE, MOUTH)
 # Where BlazeFace's right eye, left eye and mouth centre land in dlib's 150×150 chip (padding 0.25).
-CHIP_TEMPLATE = np.array([[44.4, 46.8], [101.2, 47.8], [72.1, 108.1]], dtype=np.float64)
+CHIP_TEMPLATE = np.array([[45.3, 46.0], [102.0, 46.7], [73.1, 106.5]], dtype=np.float64)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -51,7 +51,9 @@ def warp_chip(image: np.ndarray, matrix: np.ndarray, size: int = CHIP_SIZE) -> n
     """Apply an image→chip transform; large faces are shrunk with INTER_AREA first to avoid aliasing."""
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if scale >= 0.5:
-        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return cv2.warpAffine(
+            image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
     # Only the part of the image that the chip covers is shrunk: map the chip's corners back.
     inverse = cv2.invertAffineTransform(matrix)
     corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=np.float64)
@@ -70,7 +72,9 @@ def warp_chip(image: np.ndarray, matrix: np.ndarray, size: int = CHIP_SIZE) -> n
     fy = small.shape[0] / crop.shape[0]
     to_image = np.array([[1 / fx, 0, x1], [0, 1 / fy, y1], [0, 0, 1]], dtype=np.float64)
     adjusted = matrix @ to_image
-    return cv2.warpAffine(small, adjusted, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return cv2.warpAffine(
+        small, adjusted, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
 
 
 def align_face(image: np.ndarray, face: Face, template: np.ndarray = CHIP_TEMPLATE) -> np.ndarray:

@@ -75,7 +75,7 @@ DETECTOR_KINDS: dict[str, DetectorKind] = {
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How a crop was placed in the model input: input = (crop - 0) * scale + pad, per axis."""
+    """How a crop was placed in the model input: input_xy = crop_xy * scale + pad, per axis."""
 
     scale_x: float
     scale_y: float
@@ -100,9 +100,8 @@ def resize_to_fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if width >= w or height >= h:
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
     mid_w, mid_h = width * PRESCALE, height * PRESCALE
-    if w >= mid_w and h >= mid_h:
-        if (mid_w, mid_h) != (w, h):
-            image = cv2.resize(image, (mid_w, mid_h), interpolation=cv2.INTER_LINEAR)
+    if w >= mid_w and h >= mid_h and (mid_w, mid_h) != (w, h):
+        image = cv2.resize(image, (mid_w, mid_h), interpolation=cv2.INTER_LINEAR)
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
@@ -225,7 +224,9 @@ class Detector:
         size = self.spec.input_size
         (input_detail,) = interpreter.get_input_details()
         if tuple(int(d) for d in input_detail["shape"]) != (1, size, size, 3):
-            raise ModelError(f"{self.spec.name}: expected input 1x{size}x{size}x3, got {input_detail['shape']}")
+            raise ModelError(
+                f"{self.spec.name}: expected input 1x{size}x{size}x3, got {input_detail['shape']}"
+            )
         if input_detail["dtype"] is not np.float32:
             raise ModelError(f"{self.spec.name}: expected a float32 input, got {input_detail['dtype']}")
         self._interpreter = interpreter

@@ -42,11 +42,16 @@ class ModelPaths:
 
 
 class VisionEngine:
-    def __init__(self, paths: ModelPaths, num_threads: int = 1) -> None:
+    def __init__(
+        self, paths: ModelPaths, num_threads: int = 1, min_scores: dict[str, float] | None = None
+    ) -> None:
         self.detectors: dict[str, Detector] = {
             "short": Detector(load_interpreter(paths.detector_short, num_threads), "short"),
             "full": Detector(load_interpreter(paths.detector_full, num_threads), "full"),
         }
+        # Per-kind default thresholds (config detection.*_min_score); the detector's own otherwise.
+        self.min_scores = {kind: d.default_min_score for kind, d in self.detectors.items()}
+        self.min_scores.update(min_scores or {})
         self.embedder = Embedder(load_interpreter(paths.embedding, num_threads), paths.embedding_variant)
 
     def detect(
@@ -56,10 +61,8 @@ class VisionEngine:
         min_score: float | None = None,
         roi: tuple[int, int, int, int] | None = None,
     ) -> list[Face]:
-        detector = self.detectors[model]
-        if min_score is None:
-            return detector.detect(image, roi=roi)
-        return detector.detect(image, min_score=min_score, roi=roi)
+        threshold = self.min_scores[model] if min_score is None else min_score
+        return self.detectors[model].detect(image, min_score=threshold, roi=roi)
 
     def refine(self, image: np.ndarray, face: Face) -> Face:
         """A second short-range pass on a crop around the face: the face fills more of the model's
@@ -84,7 +87,9 @@ class VisionEngine:
         if refine:
             face = self.refine(image, face)
         chip = align_face(image, face)
-        return FaceAnalysis(face=face, chip=chip, embedding=self.embedder.embed(chip), quality=assess(face, chip))
+        return FaceAnalysis(
+            face=face, chip=chip, embedding=self.embedder.embed(chip), quality=assess(face, chip)
+        )
 
     def analyze_largest(self, image: np.ndarray) -> FaceAnalysis | None:
         """The largest face of an image, analysed; None when there is no face."""
