@@ -38,7 +38,7 @@ def test_embed_json_and_bad_file(tmp_path):
     assert run.returncode == 1  # one image failed, the other was still processed
     (record,) = [json.loads(line) for line in run.stdout.splitlines()]
     assert record["model"] == "dlib_resnet_v1/int8" and len(record["embedding"]) == 128
-    assert "not-an-image.jpg" in run.stderr and "unsupported" in run.stderr
+    assert "not-an-image.jpg" in run.stderr and "not a supported image" in run.stderr
 
 
 def test_compare_same_and_different_people():
