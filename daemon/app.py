@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from daemon.api import health
+from daemon.api.auth import PUBLIC_PATHS, TokenSet, is_loopback, make_auth_middleware
 from daemon.api.middleware import make_request_middleware
 from daemon.appkeys import CONFIG, POOL, STATUS
 from daemon.config import Config
@@ -24,17 +25,22 @@ from daemon.vision.engine import ModelPaths, VisionEngine
 log = logging.getLogger(__name__)
 
 DETECTOR_NAME = "blazeface_full_range"
+PRIVACY_PATHS = frozenset({"/api/v1/blur-faces", "/process", "/detect"})
 
 
 def build_app(
     config: Config,
     model_paths: ModelPaths,
+    tokens: TokenSet,
     engine_factory: Callable[[], VisionEngine] | None = None,
 ) -> web.Application:
     """The daemon's Application; engine_factory replaces how a worker builds its engine (tests)."""
     app = web.Application(
         client_max_size=config.server.max_request_bytes,
-        middlewares=[make_request_middleware(config.server.access_log)],
+        middlewares=[
+            make_request_middleware(config.server.access_log),
+            make_auth_middleware(tokens, public_paths(config)),
+        ],
     )
     app[CONFIG] = config
     app[STATUS] = DaemonStatus(DETECTOR_NAME)
@@ -52,6 +58,14 @@ def build_app(
     app.cleanup_ctx.append(_inference_pool_ctx)
     health.add_routes(app)
     return app
+
+
+def public_paths(config: Config) -> set[str]:
+    """Routes served without a token: /health, and the privacy API when config exempts it on loopback."""
+    paths = set(PUBLIC_PATHS)
+    if config.auth.privacy_without_token and is_loopback(config.server.host):
+        paths |= PRIVACY_PATHS
+    return paths
 
 
 def engine_from_config(config: Config, model_paths: ModelPaths) -> VisionEngine:

@@ -11,3 +11,7 @@ from daemon.services.workers import InferencePool
 CONFIG = web.AppKey("config", Config)
 STATUS = web.AppKey("status", DaemonStatus)
 POOL = web.AppKey("pool", InferencePool)
+
+# Per-request values set by the middlewares.
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", str)

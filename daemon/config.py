@@ -41,7 +41,14 @@ class ServerConfig:
 class AuthConfig:
     """Bearer-token authentication."""
 
-    token_file: str = setting("", "file with one token per line; empty: <state_dir>/tokens")
+    token_file: str = setting(
+        "",
+        "file with one token per line ('token' or 'name:token'); empty: <state_dir>/tokens, created with "
+        "a random token on first start when listening on loopback",
+    )
+    privacy_without_token: bool = setting(
+        False, "serve the blur API (/api/v1/blur-faces, /process, /detect) without a token; loopback only"
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,58 @@ class ScoresConfig:
 
 
 @dataclass(frozen=True)
+class LibraryConfig:
+    """The face library (SQLite in the state dir) and enrollment (POST /api/faces)."""
+
+    database: str = setting("", "SQLite file; empty: <state_dir>/library.sqlite3")
+    min_face_size: float = setting(64, "smallest face (box side, px) accepted for enrollment", min=0)
+    max_yaw: float = setting(35, "largest |yaw| in degrees accepted for enrollment", min=0, max=90)
+    max_pitch: float = setting(35, "largest |pitch| in degrees accepted for enrollment", min=0, max=90)
+    max_roll: float = setting(30, "largest |roll| in degrees accepted for enrollment", min=0, max=180)
+    max_blurness: float = setting(
+        70, "largest blurness (0 sharp … 100) accepted for enrollment", min=0, max=100
+    )
+    min_brightness: float = setting(40, "darkest mean face brightness (0–255) accepted", min=0, max=255)
+    max_brightness: float = setting(220, "brightest mean face brightness (0–255) accepted", min=0, max=255)
+    min_contrast: float = setting(18, "lowest face contrast (grey std) accepted", min=0)
+    crop_jpeg_quality: int = setting(90, "JPEG quality of the stored face crops", min=10, max=100)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """The feature-vector API (FEATURE_API.md)."""
+
+    threshold: float = setting(
+        0.7, "similarity (score / 100) at or above which is_same_person is true", min=0, max=1
+    )
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """The blur API (PRIVACY_API.md) and the blurring shared with the stream pipeline."""
+
+    min_score: float = setting(
+        0.35, "detection threshold for blurring (high recall; no-face images peak at 0.26)", min=0, max=1
+    )
+    method: Literal["gaussian", "pixelate", "solid"] = setting("gaussian", "default blur method")
+    jpeg_quality: int = setting(90, "JPEG quality of blurred output", min=10, max=100)
+    max_bytes: int = setting(20 * 1024 * 1024, "largest upload accepted", min=1024)
+    max_pixels: int = setting(40_000_000, "largest image (width × height) accepted", min=10_000)
+    cache_entries: int = setting(64, "results kept in the LRU cache keyed by the image hash (0: off)", min=0)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """The camera source of the stream pipeline (docs/OPERATIONS.md). Empty source: no camera."""
+
+    source: str = setting("", "'' (none), 'picamera2', '/dev/video0', 'rtsp://…', 'http://…' or 'file:PATH'")
+    width: int = setting(1280, "capture width", min=16)
+    height: int = setting(720, "capture height", min=16)
+    fps: float = setting(25.0, "capture frame rate (file sources are paced to it)", min=0.1, max=240)
+    loop: bool = setting(True, "restart a file source at its end")
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Logging."""
 
@@ -108,6 +167,10 @@ class Config:
     workers: WorkersConfig = section(WorkersConfig)
     detection: DetectionConfig = section(DetectionConfig)
     scores: ScoresConfig = section(ScoresConfig)
+    library: LibraryConfig = section(LibraryConfig)
+    features: FeaturesConfig = section(FeaturesConfig)
+    privacy: PrivacyConfig = section(PrivacyConfig)
+    camera: CameraConfig = section(CameraConfig)
     logging: LoggingConfig = section(LoggingConfig)
 
     def __post_init__(self) -> None:
@@ -123,6 +186,10 @@ class Config:
     @property
     def models_path(self) -> Path:
         return Path(self.models.dir) if self.models.dir else PACKAGE_MODELS_DIR
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.library.database) if self.library.database else self.state_path / "library.sqlite3"
 
     @property
     def token_path(self) -> Path:

@@ -13,6 +13,7 @@ import signal
 
 from aiohttp import web
 
+from daemon.api.auth import load_or_create_tokens
 from daemon.app import build_app
 from daemon.appkeys import STATUS
 from daemon.config import Config
@@ -26,7 +27,8 @@ async def serve(config: Config, notifier: SystemdNotifier) -> int:
     """Run until SIGTERM/SIGINT; the process exit code."""
     model_paths = ModelPaths.resolve(config.models_path, config.models.embedding)
     config.state_path.mkdir(parents=True, exist_ok=True)
-    app = build_app(config, model_paths)
+    tokens = load_or_create_tokens(config.token_path, config.server.host)
+    app = build_app(config, model_paths, tokens)
     runner = web.AppRunner(app, shutdown_timeout=config.server.shutdown_timeout, access_log=None)
     await runner.setup()
     stop = asyncio.Event()

@@ -51,14 +51,28 @@ def config(tmp_path: Path) -> Config:
     return with_overrides(base, server={"state_dir": str(tmp_path / "state")})
 
 
+TEST_TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
+
+
 @pytest.fixture
-async def make_client(aiohttp_client, model_paths):
-    """Start a real app on 127.0.0.1 (models loaded) and return a test client for it."""
+def tokens():
+    from daemon.api.auth import parse_tokens
+
+    return parse_tokens(f"tester:{TEST_TOKEN}\n", "test tokens")
+
+
+@pytest.fixture
+async def make_client(aiohttp_client, model_paths, tokens):
+    """Start a real app on 127.0.0.1 (models loaded) and return a test client for it.
+
+    Requests need headers=AUTH (the token of the fixture `tokens`).
+    """
     from daemon.app import build_app
     from daemon.appkeys import STATUS
 
-    async def start(cfg: Config):
-        app = build_app(cfg, model_paths)
+    async def start(cfg: Config, **kwargs):
+        app = build_app(cfg, model_paths, tokens, **kwargs)
         client = await aiohttp_client(app)
         await app[STATUS].wait_loaded()
         return client

@@ -8,6 +8,7 @@ standing in for a camera that disconnects.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
 import sys
 import threading
@@ -78,7 +79,7 @@ def test_file_source_reads_every_frame_in_rgb_then_ends(clip: Path) -> None:
     red, _, blue = first[..., 0].mean(), first[..., 1].mean(), first[..., 2].mean()
     assert abs(red - 200) < 6 and abs(blue - 40) < 6  # RGB, not OpenCV's BGR
     assert frames[0].size == CLIP_SIZE
-    assert all(b.timestamp >= a.timestamp for a, b in zip(frames, frames[1:], strict=False))
+    assert all(b.timestamp >= a.timestamp for a, b in itertools.pairwise(frames))
 
 
 def test_file_source_loop_restarts_and_keeps_counting(clip: Path) -> None:
@@ -238,7 +239,8 @@ def test_spec_table(spec: str, kind: str, target: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "  ", "webcam", "/tmp/picture.jpg", "ftp://host/x", "v4l2:", "file:", "picamera2:x", "rtsp:cam"]
+    "spec",
+    ["", "  ", "webcam", "/tmp/picture.jpg", "ftp://host/x", "v4l2:", "file:", "picamera2:x", "rtsp:cam"],
 )
 def test_unknown_or_incomplete_specs_are_config_errors(spec: str) -> None:
     with pytest.raises(ConfigError):

@@ -116,7 +116,7 @@ def test_systemd_lifecycle_ready_watchdog_stopping(tmp_path, notify_socket):
         daemon.stop()
 
 
-async def test_health_is_503_until_models_are_loaded(aiohttp_client, config, model_paths):
+async def test_health_is_503_until_models_are_loaded(aiohttp_client, config, model_paths, tokens):
     """The socket listens while the interpreters load; /health says 503 until they are ready."""
     from daemon.app import build_app
     from daemon.appkeys import STATUS
@@ -128,7 +128,7 @@ async def test_health_is_503_until_models_are_loaded(aiohttp_client, config, mod
         release.wait(30)
         return VisionEngine(model_paths)
 
-    app = build_app(config, model_paths, engine_factory=slow_engine)
+    app = build_app(config, model_paths, tokens, engine_factory=slow_engine)
     client = await aiohttp_client(app)
     response = await client.get("/health")
     assert response.status == 503
@@ -142,14 +142,14 @@ async def test_health_is_503_until_models_are_loaded(aiohttp_client, config, mod
     assert body["workers"]["workers"] == config.workers.count
 
 
-async def test_health_reports_a_failed_model_load(aiohttp_client, config, model_paths):
+async def test_health_reports_a_failed_model_load(aiohttp_client, config, model_paths, tokens):
     from daemon.app import build_app
     from daemon.errors import ModelError
 
     def broken_engine():
         raise ModelError("cannot load model x.tflite: bad file")
 
-    client = await aiohttp_client(build_app(config, model_paths, engine_factory=broken_engine))
+    client = await aiohttp_client(build_app(config, model_paths, tokens, engine_factory=broken_engine))
     for _ in range(100):
         response = await client.get("/health")
         body = await response.json()

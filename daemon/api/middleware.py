@@ -14,6 +14,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from daemon.api.families import error_response
+from daemon.appkeys import PRINCIPAL, REQUEST_ID
+from daemon.errors import Overloaded
+
 log = logging.getLogger("facegate.api")
 audit = logging.getLogger("facegate.audit")
 
@@ -29,19 +33,16 @@ def make_request_middleware(access_log: bool):
     @web.middleware
     async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = new_request_id()
-        request["request_id"] = request_id
+        request[REQUEST_ID] = request_id
         started = time.perf_counter()
         status = 500
         try:
-            response = await handler(request)
+            response = await _answer(request, handler, request_id)
             status = response.status
         except web.HTTPException as exc:
             status = exc.status
             exc.headers[REQUEST_ID_HEADER] = request_id
             raise
-        except Exception:
-            log.exception("unexpected error in %s %s [request %s]", request.method, request.path, request_id)
-            response = web.json_response({"error": "internal error", "request_id": request_id}, status=500)
         finally:
             if access_log:
                 audit.info(
@@ -51,7 +52,7 @@ def make_request_middleware(access_log: bool):
                     request.path,
                     status,
                     (time.perf_counter() - started) * 1000,
-                    request.get("principal", "-"),
+                    request.get(PRINCIPAL, "-"),
                     request.content_length or 0,
                     request_id,
                 )
@@ -60,3 +61,19 @@ def make_request_middleware(access_log: bool):
         return response
 
     return request_middleware
+
+
+async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
+    """The handler's response, or the family-formatted answer for the conditions every route shares."""
+    try:
+        return await handler(request)
+    except Overloaded as exc:
+        retry = str(max(1, round(exc.retry_after)))
+        return error_response(request, 503, "busy, retry later", {"Retry-After": retry})
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(request, 413, f"request body too large ({exc.text})")
+    except web.HTTPException:
+        raise
+    except Exception:  # the last resort: a bug, logged with the request id, answered without internals
+        log.exception("unexpected error in %s %s [request %s]", request.method, request.path, request_id)
+        return error_response(request, 500, f"internal error (request id {request_id})")

@@ -53,7 +53,7 @@ class Picamera2Source(FrameSource):
             camera = Picamera2(self._camera_num)
             controls: dict[str, Any] = {}
             if self._fps:
-                frame_us = int(round(1_000_000 / self._fps))
+                frame_us = round(1_000_000 / self._fps)
                 controls["FrameDurationLimits"] = (frame_us, frame_us)
             config = camera.create_video_configuration(
                 main={"size": self._size, "format": "RGB888"}, controls=controls

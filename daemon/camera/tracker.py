@@ -37,10 +37,10 @@ class TrackerConfig:
     iou_gate: float = 0.2  # least IoU between a detection and a predicted box to match
     centre_gate: float = 1.0  # fallback match: centre distance <= this × face size (sqrt(w·h))…
     centre_gate_growth: float = 5.0  # …plus this many face sizes per second since the track's last hit
-    alpha: float = 0.6  # filter gain on position/size (1 = trust detections fully)
-    beta: float = 0.3  # filter gain on velocity
+    alpha: float = 0.8  # filter gain on position/size (1 = trust detections fully)
+    beta: float = 0.5  # filter gain on velocity (≈ alpha²/(2-alpha): responsive, little lag)
     margin: float = 0.1  # fraction of width/height added on every side at a detection
-    margin_growth: float = 1.0  # extra fraction per second since the last detection
+    margin_growth: float = 2.0  # extra fraction per second since the last detection
     new_track_growth: float = 6.0  # the same for a face seen once (speed unknown: up to ~6 sizes/s)
     margin_max: float = 1.0  # the margin fraction never exceeds this
     motion_margin: float = 0.5  # add this fraction of the extrapolated displacement as slack
@@ -265,7 +265,8 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
+    iou: np.ndarray = inter / (area_a[:, None] + area_b[None, :] - inter)
+    return iou
 
 
 def _centres_sizes(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

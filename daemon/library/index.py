@@ -7,7 +7,10 @@ restricting a search to some groups is one AND per row. No SQL here: the store f
 after each commit, and rebuilds it from the database at start-up.
 
 Storage is preallocated and doubles when full; removal moves the last row into the hole, so the
-live rows are always the first ``len(self)`` rows and a search never skips tombstones.
+live rows are always the first ``len(self)`` rows and a search never skips tombstones. The
+templates are stored one per COLUMN, (dim, capacity): the product q·T then runs as BLAS's
+column-streaming gemv, measured ~15 % faster than row-major T·q at 100k × 128 on x86 (the search
+is memory-bound: 51 MB per query), see scripts/bench_index.py.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class TemplateIndex:
         with self._lock.read():
             n = self._n
             order = np.argsort(self._ids[:n], kind="stable")
-            raw = self._unit[:n][order] * self._norm[:n][order, None]
+            raw = self._unit[:, :n].T[order] * self._norm[:n][order, None]
             return self._ids[:n][order].copy(), raw, self._masks[:n][order].copy()
 
     # -- updates ----------------------------------------------------------------------------------
@@ -173,7 +176,7 @@ class TemplateIndex:
     # -- internals (callers hold the lock where it matters) ---------------------------------------
 
     def _allocate(self, capacity: int) -> None:
-        self._unit = np.zeros((capacity, self.dim), dtype=np.float32)
+        self._unit = np.zeros((self.dim, capacity), dtype=np.float32)  # one template per column
         self._norm = np.zeros(capacity, dtype=np.float32)
         self._sqnorm = np.zeros(capacity, dtype=np.float32)
         self._masks = np.zeros(capacity, dtype=np.uint64)
@@ -188,15 +191,14 @@ class TemplateIndex:
         n = self._n
         old = (self._unit, self._norm, self._sqnorm, self._masks, self._ids)
         self._allocate(capacity)
-        for new, previous in zip(
-            (self._unit, self._norm, self._sqnorm, self._masks, self._ids), old, strict=True
-        ):
+        self._unit[:, :n] = old[0][:, :n]
+        for new, previous in zip((self._norm, self._sqnorm, self._masks, self._ids), old[1:], strict=True):
             new[:n] = previous[:n]
 
     def _append(self, ids: np.ndarray, unit: np.ndarray, norms: np.ndarray, masks: np.ndarray) -> None:
         n, k = self._n, len(ids)
         self._grow(n + k)
-        self._unit[n : n + k] = unit
+        self._unit[:, n : n + k] = unit.T
         self._norm[n : n + k] = norms
         self._sqnorm[n : n + k] = norms * norms
         self._masks[n : n + k] = masks
@@ -211,7 +213,8 @@ class TemplateIndex:
             return 0
         last = self._n - 1
         if row != last:
-            for array in (self._unit, self._norm, self._sqnorm, self._masks, self._ids):
+            self._unit[:, row] = self._unit[:, last]
+            for array in (self._norm, self._sqnorm, self._masks, self._ids):
                 array[row] = array[last]
             self._row_of[int(self._ids[row])] = row
         self._n = last
@@ -244,7 +247,7 @@ class TemplateIndex:
 
     def _squared_distances(self, q: np.ndarray, n: int) -> np.ndarray:
         """|q|² + |t|² − 2·|t|·(q·t̂) for the first n rows, in place in one fresh buffer."""
-        d2 = self._unit[:n] @ q
+        d2 = q @ self._unit[:, :n]
         d2 *= self._norm[:n]
         d2 *= np.float32(-2.0)
         d2 += self._sqnorm[:n]
@@ -264,7 +267,7 @@ class TemplateIndex:
         if candidates.size > top_k:
             candidates = candidates[np.argpartition(d2[candidates], top_k - 1)[:top_k]]
         ids = self._ids[candidates]
-        raw = self._unit[candidates].astype(np.float64) * self._norm[candidates, None]
+        raw = self._unit[:, candidates].T.astype(np.float64) * self._norm[candidates, None]
         dist = np.linalg.norm(raw - q.astype(np.float64), axis=1)
         order = np.lexsort((ids, dist))
         return [(int(ids[i]), float(dist[i])) for i in order]

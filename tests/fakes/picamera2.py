@@ -20,7 +20,7 @@ tests/test_camera_sources.py), so nothing leaks between tests.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,9 +28,9 @@ _FORMATS = {"RGB888": 3, "BGR888": 3, "XBGR8888": 4, "XRGB8888": 4}
 
 
 class Picamera2:
-    cameras_present: int = 1  # cameras attached to this fake host
-    fail_after: int | None = None  # capture_array raises RuntimeError after this many frames
-    instances: list[Picamera2] = []  # every object created, for assertions
+    cameras_present: ClassVar[int] = 1  # cameras attached to this fake host
+    fail_after: ClassVar[int | None] = None  # capture_array raises RuntimeError after this many frames
+    instances: ClassVar[list[Picamera2]] = []  # every object created, for assertions
 
     def __init__(self, camera_num: int = 0, verbose_console: Any = None, tuning: Any = None) -> None:
         if camera_num >= type(self).cameras_present:
@@ -115,10 +115,8 @@ class Picamera2:
         rgb[:, width // 2 :, 2] = 255  # right half blue
         rgb[0, 0, 1] = self.frames % 256
         self.frames += 1
-        if fmt in ("RGB888", "XRGB8888"):  # B, G, R (, A) in memory
-            pixels = rgb[:, :, ::-1]
-        else:  # BGR888 / XBGR8888: R, G, B (, A)
-            pixels = rgb
+        # RGB888/XRGB8888 are B, G, R (, A) in memory; BGR888/XBGR8888 are R, G, B (, A).
+        pixels = rgb[:, :, ::-1] if fmt in ("RGB888", "XRGB8888") else rgb
         if _FORMATS[fmt] == 4:
             alpha = np.full((height, width, 1), 255, dtype=np.uint8)
             pixels = np.concatenate([pixels, alpha], axis=2)
