@@ -59,7 +59,8 @@ def parse_tokens(text: str, source: str) -> TokenSet:
         token = token.strip()
         if len(token) < MIN_TOKEN_LENGTH or token.lower() in EXAMPLE_TOKENS:
             raise ConfigError(
-                f"{source}:{number}: token too short or an example value (at least {MIN_TOKEN_LENGTH} characters)"
+                f"{source}:{number}: token too short or an example value "
+                f"(at least {MIN_TOKEN_LENGTH} characters)"
             )
         tokens.append((name, token.encode()))
     return TokenSet(tuple(tokens))
