@@ -57,6 +57,7 @@ def build_app(
     app[STATUS].add_reporter("workers", app[POOL].stats)
     app.cleanup_ctx.append(_inference_pool_ctx)
     health.add_routes(app)
+    # Each API family adds its services (cleanup_ctx) and routes here, one call per family.
     return app
 
 

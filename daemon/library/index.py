@@ -1,8 +1,8 @@
 """The in-memory 1:N template index: one masked matrix–vector product per search.
 
-Rows hold L2-normalised templates (float32) plus the norm of each raw template, because the score
+Each entry ("row") holds an L2-normalised template (float32) plus the norm of each raw template, because the score
 is defined on the Euclidean distance of the RAW embeddings, which need not be unit length:
-d² = |q|² + |t|² − 2·|t|·(q·t̂). A uint64 per row holds the face's groups (bit = group slot), so
+d² = |q|² + |t|² − 2·|t|·(q·t̂). A uint64 per entry holds the face's groups (bit = group slot), so
 restricting a search to some groups is one AND per row. No SQL here: the store feeds it changes
 after each commit, and rebuilds it from the database at start-up.
 
