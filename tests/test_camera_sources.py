@@ -381,7 +381,8 @@ def test_slow_consumer_gets_increasing_newest_frames_and_drop_accounting_adds_up
             assert frame is not None
             taken.append(frame.index)
             last = frame.index
-            time.sleep(0.005)  # a consumer slower than the decoder
+            # A consumer slower than the camera: by the time it comes back, two more were captured.
+            wait_until(lambda: capture.stats().frames_captured >= last + 3)  # noqa: B023
         capture.stop()
         stats = capture.stats()
         final = capture.latest(last)  # the frame left in the slot, if nobody took it
@@ -389,7 +390,7 @@ def test_slow_consumer_gets_increasing_newest_frames_and_drop_accounting_adds_up
     assert stats.state == CaptureState.STOPPED
     leftover = 0 if final is None else 1
     assert stats.frames_dropped + len(taken) + leftover == stats.frames_captured
-    assert stats.frames_dropped > 0  # the decoder outran the consumer
+    assert stats.frames_dropped >= len(taken) - 1  # at least one skipped between two takes
 
 
 def test_flaky_camera_is_reopened_with_continuous_indexes(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,10 +1,10 @@
 """The in-memory 1:N template index: one masked matrix–vector product per search.
 
-Each entry ("row") holds an L2-normalised template (float32) plus the norm of each raw template, because the score
-is defined on the Euclidean distance of the RAW embeddings, which need not be unit length:
-d² = |q|² + |t|² − 2·|t|·(q·t̂). A uint64 per entry holds the face's groups (bit = group slot), so
-restricting a search to some groups is one AND per row. No SQL here: the store feeds it changes
-after each commit, and rebuilds it from the database at start-up.
+Each entry ("row") holds an L2-normalised template (float32) plus the norm of the raw template,
+because the score is defined on the Euclidean distance of the RAW embeddings, which need not be
+unit length: d² = |q|² + |t|² − 2·|t|·(q·t̂). A uint64 per entry holds the face's groups (bit =
+group slot), so restricting a search to some groups is one AND per row. No SQL here: the store
+feeds it changes after each commit, and rebuilds it from the database at start-up.
 
 Storage is preallocated and doubles when full; removal moves the last row into the hole, so the
 live rows are always the first ``len(self)`` rows and a search never skips tombstones. The
