@@ -7,8 +7,8 @@ import stat
 
 import pytest
 from aiohttp import web
-
 from conftest import AUTH
+
 from daemon.api.auth import create_token_file, load_or_create_tokens, parse_tokens
 from daemon.api.families import DEVICE, FEATURE, speaks
 from daemon.app import build_app
@@ -86,7 +86,7 @@ async def test_unexpected_error_is_500_with_a_request_id_and_no_internals(client
 
 def test_token_file_created_on_loopback_only(tmp_path):
     path = tmp_path / "state" / "tokens"
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0 without a token file"):
+    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0 without a token file"):
         load_or_create_tokens(path, "0.0.0.0")
     assert not path.exists()
     tokens = load_or_create_tokens(path, "127.0.0.1")

@@ -38,7 +38,7 @@ class VideoFileSource(FrameSource):
         fps: float | None = None,
     ) -> None:
         if fps is not None and not (math.isfinite(fps) and fps > 0):
-            raise ConfigError(f"camera fps must be a positive number, got {fps!r}")
+            raise ConfigError(f"camera.fps must be a positive number, got {fps!r}")
         self._path = Path(path)
         self._loop = loop
         self._paced = paced

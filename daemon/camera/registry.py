@@ -49,7 +49,7 @@ class SourceOptions:
 
 def _picamera2(target: str, options: SourceOptions) -> FrameSource:
     if target and not target.isdigit():
-        raise ConfigError(f"camera source picamera2:{target}: the camera number must be an integer")
+        raise ConfigError(f"camera.source: picamera2:{target}: the camera number must be an integer")
     width = options.width or PICAMERA2_DEFAULT_SIZE[0]
     height = options.height or PICAMERA2_DEFAULT_SIZE[1]
     return Picamera2Source(int(target or 0), width, height, options.fps)
@@ -57,7 +57,7 @@ def _picamera2(target: str, options: SourceOptions) -> FrameSource:
 
 def _v4l2(target: str, options: SourceOptions) -> FrameSource:
     if not target:
-        raise ConfigError("camera source v4l2: needs a device path or index, e.g. v4l2:/dev/video0")
+        raise ConfigError("camera.source: v4l2: needs a device path or index, e.g. v4l2:/dev/video0")
     device: str | int = int(target) if target.isdigit() else target
     return OpenCVDeviceSource(device, options.width, options.height, options.fps)
 
@@ -68,7 +68,7 @@ def _stream(target: str, options: SourceOptions) -> FrameSource:
 
 def _file(target: str, options: SourceOptions) -> FrameSource:
     if not target:
-        raise ConfigError("camera source file: needs a path, e.g. file:/var/lib/facegate/demo.mp4")
+        raise ConfigError("camera.source: file: needs a path, e.g. file:/var/lib/facegate/demo.mp4")
     return VideoFileSource(target, loop=options.loop, paced=options.paced, fps=options.fps)
 
 
@@ -99,7 +99,7 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
         return "v4l2", text
     if text and PurePath(text).suffix.lower() in VIDEO_SUFFIXES:
         return "file", text
-    raise ConfigError(f"unknown camera source {spec!r}: {SPEC_HELP}")
+    raise ConfigError(f"camera.source: unknown source {spec!r}: {SPEC_HELP}")
 
 
 def source_from_config(
@@ -119,7 +119,7 @@ def source_from_config(
     """
     for name, value in (("width", width), ("height", height), ("fps", fps)):
         if value is not None and not value > 0:
-            raise ConfigError(f"camera {name} must be positive, got {value!r}")
+            raise ConfigError(f"camera.{name} must be positive, got {value!r}")
     kind, target = parse_source_spec(spec)
     options = SourceOptions(width=width, height=height, fps=fps, loop=loop, paced=paced)
     return SOURCE_BACKENDS[kind](target, options)
