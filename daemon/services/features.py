@@ -27,6 +27,7 @@ from daemon.vision.image import ImageLimits, decode_image
 from daemon.vision.quality import QualityThresholds, failed_checks
 
 FEATURE_DIM = DESCRIPTOR_SIZE
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class FeatureInputError(FacegateError):
@@ -121,11 +122,10 @@ def parse_feature(value: object, name: str) -> np.ndarray:
             number = math.inf
         if not math.isfinite(number):
             raise FeatureInputError(f"{name}[{i}] is not a finite number")
+        if abs(number) > FLOAT32_MAX:
+            raise FeatureInputError(f"{name}[{i}] is beyond float32 range")
         numbers.append(number)
-    vector = np.asarray(numbers, dtype=np.float64)
-    if not np.all(np.isfinite(vector.astype(np.float32))):
-        raise FeatureInputError(f"{name} holds values beyond float32 range")
-    return vector.astype(np.float32)
+    return np.asarray(numbers, dtype=np.float32)
 
 
 def compare(settings: FeatureSettings, a: np.ndarray, b: np.ndarray) -> Comparison:
