@@ -15,6 +15,7 @@ from aiohttp import web
 
 from daemon.api import health
 from daemon.api.auth import PUBLIC_PATHS, TokenSet, is_loopback, make_auth_middleware
+from daemon.api.device_api import setup_device_api
 from daemon.api.features import setup_feature_api
 from daemon.api.middleware import make_request_middleware
 from daemon.appkeys import CONFIG, POOL, STATUS
@@ -59,6 +60,7 @@ def build_app(
     app.cleanup_ctx.append(_inference_pool_ctx)
     health.add_routes(app)
     # Each API family adds its services (cleanup_ctx) and routes here, one call per family.
+    setup_device_api(app)
     setup_feature_api(app)
     return app
 

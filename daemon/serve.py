@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 
+import cv2
 from aiohttp import web
 
 from daemon.api.auth import load_or_create_tokens
@@ -26,6 +27,9 @@ log = logging.getLogger("facegate")
 async def serve(config: Config, notifier: SystemdNotifier) -> int:
     """Run until SIGTERM/SIGINT; the process exit code."""
     model_paths = ModelPaths.resolve(config.models_path, config.models.embedding)
+    # Parallelism comes from the worker pool; OpenCV's own thread pool per call would oversubscribe the
+    # cores (a 4-core Pi with 2 workers would run 8 OpenCV threads).
+    cv2.setNumThreads(1)
     config.state_path.mkdir(parents=True, exist_ok=True)
     tokens = load_or_create_tokens(config.token_path, config.server.host)
     app = build_app(config, model_paths, tokens)

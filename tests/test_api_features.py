@@ -168,7 +168,7 @@ async def test_compare_features_rejects_nan_and_inf(client, obama, token):
         ("", "request body is empty"),
         ("{not json", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
-        ('{"feature1": [' + "0.1," * 60000 + "0.1]}", "limit"),
+        ('{"feature1": [' + "0.1," * 70000 + "0.1]}", "limit"),
     ],
 )
 async def test_compare_features_rejects_bad_bodies(client, raw, message):
@@ -260,3 +260,23 @@ async def test_auth_in_the_feature_format(client, path, method):
     response = await client.request(method, path, json={}, headers=wrong)
     assert response.status == 403
     assert await response.json() == {"success": False, "message": "Invalid token"}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "multipart/form-data; boundary=xyz", "multipart/mixed; boundary=a"]
+)
+async def test_a_malformed_multipart_body_is_a_400(client, content_type):
+    headers = {**AUTH, "Content-Type": content_type}
+    response = await client.post("/api/extract_feature", data=b"garbage\r\n--zzz\r\n", headers=headers)
+    body = await response.json()
+    assert response.status == 400, body
+    assert body["success"] is False
+
+
+async def test_an_upload_over_the_request_limit_is_a_413(make_client, config):
+    client = await make_client(with_overrides(config, server={"max_request_bytes": 100_000}))
+    form = _form(other=bytes(150_000))  # an ignored field still counts against the limit
+    response = await client.post("/api/extract_feature", data=form, headers=AUTH)
+    body = await response.json()
+    assert response.status == 413, body
+    assert body["success"] is False and "too large" in body["message"]

@@ -163,7 +163,8 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
 
 
 async def read_form(request: web.Request, limits: dict[str, int]) -> dict[str, bytes]:
-    """The multipart fields named in limits, each read up to its byte limit; other parts are skipped.
+    """The multipart fields named in limits, each read up to its byte limit; other parts are read
+    and dropped, the whole body counting against server.max_request_bytes (413 beyond it).
 
     A field sent twice is refused: which of two images should be used is not ours to guess.
     """
@@ -171,31 +172,40 @@ async def read_form(request: web.Request, limits: dict[str, int]) -> dict[str, b
         raise BadRequest(
             f"expected multipart/form-data with a file field 'image', got {request.content_type!r}"
         )
+    budget = request.app[CONFIG].server.max_request_bytes
+    if request.content_length is not None and request.content_length > budget:
+        raise web.HTTPRequestEntityTooLarge(budget, request.content_length)
     fields: dict[str, bytes] = {}
+    total = 0
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            name = part.name if isinstance(part, BodyPartReader) else None
-            if name not in limits:
-                await part.release()
-                continue
+            if not isinstance(part, BodyPartReader):
+                raise BadRequest("nested multipart bodies are not accepted")
+            name = part.name
             if name in fields:
                 raise BadRequest(f"field {name!r} is given more than once")
-            fields[name] = await _read_part(part, name, limits[name])
+            data = bytearray()
+            while chunk := await part.read_chunk(CHUNK):
+                total += len(chunk)
+                if total > budget:
+                    raise web.HTTPRequestEntityTooLarge(budget, total)
+                if name not in limits:
+                    continue
+                data += chunk
+                if len(data) > limits[name]:
+                    raise _too_long(name, limits[name])
+            if name in limits:
+                fields[name] = bytes(data)
     except (ValueError, AssertionError, RuntimeError) as exc:  # aiohttp's multipart parse errors
         raise BadRequest(f"malformed multipart body: {exc}") from None
     return fields
 
 
-async def _read_part(part: BodyPartReader, name: str, limit: int) -> bytes:
-    data = bytearray()
-    while chunk := await part.read_chunk(CHUNK):
-        data += chunk
-        if len(data) > limit:
-            if name == "image":
-                raise ImageError(f"image exceeds the limit of {limit} bytes ({limit / 2**20:.1f} MB)")
-            raise BadRequest(f"field {name!r} exceeds the limit of {limit} bytes")
-    return bytes(data)
+def _too_long(name: str, limit: int) -> Exception:
+    if name == "image":
+        return ImageError(f"image exceeds the limit of {limit} bytes ({limit / 2**20:.1f} MB)", "too_large")
+    return BadRequest(f"field {name!r} exceeds the limit of {limit} bytes")
 
 
 def _required(form: dict[str, bytes], name: str) -> bytes:

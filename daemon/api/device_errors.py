@@ -1,0 +1,103 @@
+"""The one place where domain errors become device-API answers (DEVICE_API.md, "Envelope and errors").
+
+Handlers of the device API are wrapped with ``device_endpoint``: they raise library, service, image
+and parameter errors, and this module picks the HTTP status, the code and the msg. Overloaded is
+left to the request middleware (503 + Retry-After in the device envelope); anything else that is not
+a FacegateError is a bug and becomes the middleware's 500.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from daemon.api.families import (
+    CODE_INVALID_PARAMETER,
+    CODE_LIVENESS_UNAVAILABLE,
+    CODE_MODEL_MISMATCH,
+    CODE_NOT_FOUND,
+    DEVICE,
+    device_response,
+    speaks,
+)
+from daemon.errors import FacegateError, ImageError
+from daemon.library.errors import (
+    FaceNotFound,
+    GroupIdConflict,
+    GroupInUse,
+    GroupNameConflict,
+    GroupNotFound,
+    GroupOverLimit,
+    ImageAlreadyExists,
+    ImageNotFound,
+)
+from daemon.services.face_errors import BadQuality, LivenessUnavailable, ModelMismatch, NoFaceDetected
+
+# The codes of the original document.
+CODE_FACE_NOT_FOUND = 104200
+CODE_BAD_QUALITY = 104201
+CODE_FACE_ALREADY_EXIST = 104204
+CODE_GROUP_NAME_CONFLICT = 104300
+CODE_GROUP_OVER_LIMIT = 104302
+CODE_GROUP_BEUSED = 104304
+CODE_GROUP_ID_CONFLICT = 104310
+CODE_GROUP_ID_NOT_EXIST = 104311
+
+
+class InvalidParameter(FacegateError):
+    """The request is malformed: bad JSON, a missing or mistyped field, a value out of range."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# exception type → (HTTP status, code, msg); first match wins, so subclasses come first.
+_FIXED: tuple[tuple[type[FacegateError], int, int, str], ...] = (
+    (NoFaceDetected, 400, CODE_FACE_NOT_FOUND, "FACE_NOT_FOUND"),
+    (ImageAlreadyExists, 400, CODE_FACE_ALREADY_EXIST, "FACE_ALREADY_EXIST"),
+    (GroupNameConflict, 400, CODE_GROUP_NAME_CONFLICT, "GROUP_NAME_CONFLICT"),
+    (GroupOverLimit, 400, CODE_GROUP_OVER_LIMIT, "GROUP_OVER_LIMIT"),
+    (GroupInUse, 400, CODE_GROUP_BEUSED, "GROUP_BEUSED"),
+    (GroupIdConflict, 400, CODE_GROUP_ID_CONFLICT, "GROUP_ID_CONFLICT"),
+    (GroupNotFound, 400, CODE_GROUP_ID_NOT_EXIST, "GROUP_ID_NOT_EXIST"),
+    (FaceNotFound, 404, CODE_NOT_FOUND, "NOT_FOUND:unknown faceToken"),
+    (ImageNotFound, 404, CODE_NOT_FOUND, "NOT_FOUND:unknown imageId"),
+    (LivenessUnavailable, 400, CODE_LIVENESS_UNAVAILABLE, "LIVENESS_NOT_AVAILABLE"),
+    (ModelMismatch, 500, CODE_MODEL_MISMATCH, "MODEL_MISMATCH"),
+)
+
+
+def device_error(exc: FacegateError) -> web.Response | None:
+    """The device answer for a domain error, or None when it is not one of ours to answer."""
+    if isinstance(exc, InvalidParameter):
+        return device_response(400, CODE_INVALID_PARAMETER, f"INVALID_PARAMETER:{exc.reason}")
+    if isinstance(exc, ImageError):
+        return device_response(400, CODE_INVALID_PARAMETER, f"INVALID_PARAMETER:{exc}")
+    if isinstance(exc, BadQuality):
+        return device_response(400, CODE_BAD_QUALITY, f"BAD_QUALITY:{','.join(exc.checks)}")
+    for cls, status, code, msg in _FIXED:
+        if isinstance(exc, cls):
+            return device_response(status, code, msg)
+    return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def device_endpoint(handler: Handler) -> Handler:
+    """Tag a handler as speaking the device format and answer its domain errors."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except FacegateError as exc:
+            response = device_error(exc)
+            if response is None:
+                raise
+            return response
+
+    return speaks(DEVICE)(wrapped)

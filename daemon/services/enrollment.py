@@ -1,0 +1,122 @@
+"""Registering a face (device API 1.1): decode, find the largest face, quality gate, embed, store.
+
+The CPU part (base64, image decoding, detection, alignment, embedding, the JPEG crop, the MD5 of the
+original) runs as one job in the inference pool; only the finished row goes to the library thread,
+where one transaction stores the original, the crop, the template and the `default` binding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from daemon.config import LibraryConfig
+from daemon.errors import ImageError
+from daemon.library.ids import image_id_from_bytes
+from daemon.library.types import FaceRecord
+from daemon.services.face_errors import BadQuality, ModelMismatch, NoFaceDetected
+from daemon.services.library_service import LibraryService, NewFace
+from daemon.services.workers import InferencePool
+from daemon.vision.blur import cover_region
+from daemon.vision.engine import VisionEngine
+from daemon.vision.image import (
+    DecodedImage,
+    ImageLimits,
+    decode_base64_image,
+    decode_image,
+    encode_jpeg,
+)
+from daemon.vision.quality import QualityThresholds, failed_checks
+
+
+@dataclass(frozen=True)
+class EnrollRequest:
+    """A validated registration request; ``image`` is still the base64 text (or data URL)."""
+
+    image: str
+    description: str = ""
+    image_md5: str = ""  # empty: the imageId is derived from the image bytes
+    name: str = ""
+    gender: str = ""
+
+
+@dataclass(frozen=True)
+class EnrollmentSettings:
+    limits: ImageLimits
+    thresholds: QualityThresholds
+    crop_quality: int
+
+    @classmethod
+    def from_config(cls, library: LibraryConfig) -> EnrollmentSettings:
+        thresholds = QualityThresholds(
+            min_size=library.min_face_size,
+            max_yaw=library.max_yaw,
+            max_pitch=library.max_pitch,
+            max_roll=library.max_roll,
+            max_blurness=library.max_blurness,
+            min_brightness=library.min_brightness,
+            max_brightness=library.max_brightness,
+            min_contrast=library.min_contrast,
+        )
+        return cls(ImageLimits.device_api(), thresholds, library.crop_jpeg_quality)
+
+
+class EnrollmentService:
+    def __init__(self, pool: InferencePool, library: LibraryService, settings: EnrollmentSettings) -> None:
+        self._pool = pool
+        self._library = library
+        self._settings = settings
+
+    async def enroll(self, request: EnrollRequest) -> FaceRecord:
+        """Register the largest face of the image, bound to `default`.
+
+        Raises ImageError (bad image), NoFaceDetected, BadQuality, ImageAlreadyExists,
+        ModelMismatch, Overloaded. Nothing is stored unless everything succeeded.
+        """
+        settings, model_id = self._settings, self._library.model_id
+        face = await self._pool.run(lambda engine: prepare_face(engine, request, settings, model_id))
+        return await self._library.add_face(face)
+
+
+def decode_field(text: str, field: str, limits: ImageLimits) -> tuple[bytes, DecodedImage]:
+    """Bytes and decoded image of one base64 image field; ImageError messages name the field."""
+    try:
+        data = decode_base64_image(text, limits.max_bytes)
+        return data, decode_image(data, limits)
+    except ImageError as exc:
+        raise ImageError(f"{field}: {exc}", exc.reason) from exc
+
+
+def prepare_face(
+    engine: VisionEngine, request: EnrollRequest, settings: EnrollmentSettings, model_id: str
+) -> NewFace:
+    """The pool job: everything of a registration but the database write."""
+    data, image = decode_field(request.image, "image", settings.limits)
+    analysis = engine.analyze_largest(image.rgb)
+    if analysis is None:
+        raise NoFaceDetected("image")
+    failed = failed_checks(analysis.quality, settings.thresholds)
+    if failed:
+        raise BadQuality(failed)
+    if engine.embedder.model_id != model_id:
+        raise ModelMismatch(engine.embedder.model_id, model_id)
+    rect = analysis.face.clipped_box(image.width, image.height)
+    region = cover_region(analysis.face.box, image.width, image.height) or rect
+    x1, y1, x2, y2 = region
+    crop = np.ascontiguousarray(image.rgb[y1:y2, x1:x2])
+    return NewFace(
+        image_id=request.image_md5 or image_id_from_bytes(data),
+        original=data,
+        kind=image.kind,
+        width=image.width,
+        height=image.height,
+        description=request.description,
+        name=request.name,
+        gender=request.gender,
+        rect=rect,
+        crop_jpeg=encode_jpeg(crop, settings.crop_quality),
+        template=np.asarray(analysis.embedding, dtype=np.float32).copy(),
+        model_id=model_id,
+        quality=analysis.quality.quality,
+    )

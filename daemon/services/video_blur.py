@@ -1,0 +1,223 @@
+"""Blurring a video file frame by frame, with the stream's tracker and fail-closed rule.
+
+Used by `facegate blur-video` (daemon.cli_video) and by the blur-video tasks (daemon.services.tasks).
+A file has no clock to keep up with, so every frame is detected by default and each frame is written
+only after the detector has also seen the next one (the gate's lookahead): a face found a frame late
+is still blurred in the frame before, and one the detector misses for a frame or two stays covered by
+its track. Timestamps are the file's own (frame number / fps), so the tracker's hold and margins mean
+the same as on a live camera. A frame the rule cannot cover (no detection within max_detection_age,
+possible only with detect_every > 1) is written fully blurred, so the output has exactly as many
+frames as the input; if the detector raises, nothing is kept (the partial output is deleted).
+
+The written file holds video only (audio and metadata are not copied: they may identify people too).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from daemon.camera.base import Frame
+from daemon.camera.failclosed import FailClosedGate, GateSettings, Release, blurred_copy, failsafe_image
+from daemon.camera.pipeline import DetectFn
+from daemon.config import Config
+from daemon.errors import FacegateError
+from daemon.vision.engine import VisionEngine
+from daemon.vision.types import Face
+
+DEFAULT_FPS = 25.0
+#: Output container → OpenCV fourcc. The pip OpenCV build has no H.264 encoder: MPEG-4 part 2 for
+#: .mp4/.mov/.mkv (plays in VLC/ffmpeg, not in every browser), Motion JPEG for .avi.
+FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+Progress = Callable[[int, int], None]  # (frames done, frames expected; 0 when unknown)
+
+
+class VideoError(FacegateError):
+    """A video cannot be read or written (not a video, unsupported codec, unwritable output)."""
+
+
+class VideoCancelled(FacegateError):
+    """Processing was stopped before the end (daemon shutdown); the partial output was deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frames: int  # as the container states it (0: unknown); the real count is known at the end
+
+
+@dataclass(frozen=True, slots=True)
+class VideoBlurSettings:
+    method: str = "gaussian"
+    detect_every: int = 1
+    gate: GateSettings = field(default_factory=GateSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoBlurResult:
+    frames: int
+    detected_frames: int
+    failsafe_frames: int
+    max_faces: int  # most tracker boxes blurred in one frame
+    seconds: float
+
+
+def privacy_detector(engine: VisionEngine, config: Config) -> Callable[[np.ndarray], list[Face]]:
+    """The one detection function of the stream and of video files: full-range model, the privacy
+    threshold. (The single place to switch to the tiled privacy detector.)"""
+    min_score = config.privacy.min_score
+
+    def detect(rgb: np.ndarray) -> list[Face]:
+        return engine.detect(rgb, "full", min_score)
+
+    return detect
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Open a video and decode its first frame; VideoError if that fails."""
+    cap = _open(path)
+    try:
+        ok, image = cap.read()
+        if not ok or image is None:
+            raise VideoError("Invalid video format: no decodable frame")
+        return _info(cap, image)
+    finally:
+        cap.release()
+
+
+def blur_video(
+    source: Path,
+    target: Path,
+    detect: DetectFn,
+    settings: VideoBlurSettings | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> VideoBlurResult:
+    """Write a copy of ``source`` with every face blurred to ``target`` (container from its suffix)."""
+    settings = settings or VideoBlurSettings()
+    fourcc = FOURCC_BY_SUFFIX.get(target.suffix.lower())
+    if fourcc is None:
+        raise VideoError(
+            f"unsupported output type {target.suffix!r}; use one of {', '.join(FOURCC_BY_SUFFIX)}"
+        )
+    started = time.monotonic()
+    cap = _open(source)
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    writer: cv2.VideoWriter | None = None
+    try:
+        ok, image = cap.read()
+        if not ok or image is None:
+            raise VideoError("Invalid video format: no decodable frame")
+        info = _info(cap, image)
+        writer = cv2.VideoWriter(
+            str(partial), cv2.VideoWriter_fourcc(*fourcc), info.fps, (info.width, info.height)
+        )
+        if not writer.isOpened():
+            raise VideoError(f"cannot write {target.suffix} video to {target.parent}")
+        # Enough room for the frames between two detections and the lookahead: nothing is dropped.
+        gate_settings = settings.gate
+        room = settings.detect_every * (gate_settings.lookahead + 1) + 2
+        gate = FailClosedGate(
+            GateSettings(
+                gate_settings.max_detection_age, gate_settings.lookahead, room, gate_settings.hold_seconds
+            )
+        )
+        counts = {"frames": 0, "detected": 0, "failsafe": 0, "max_faces": 0}
+
+        def write(release: Release) -> None:
+            if release.boxes is None:
+                out = failsafe_image(release.frame.rgb, "blur", "no detection near this frame")
+                counts["failsafe"] += 1
+            else:
+                out = blurred_copy(release.frame.rgb, release.boxes, settings.method)
+                counts["max_faces"] = max(counts["max_faces"], len(release.boxes))
+            assert writer is not None
+            writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+            counts["frames"] += 1
+            if progress is not None:
+                progress(counts["frames"], info.frames)
+
+        index = 0
+        while image is not None:
+            if should_stop is not None and should_stop():
+                raise VideoCancelled("stopped before the end")
+            rgb = _rgb_of_size(image, info.width, info.height)
+            frame = Frame(rgb=rgb, timestamp=index / info.fps, index=index)
+            gate.add_frame(frame)
+            if index % settings.detect_every == 0:
+                gate.add_detections(index, frame.timestamp, detect(rgb))
+                counts["detected"] += 1
+            for release in gate.release():
+                write(release)
+            index += 1
+            ok, image = cap.read()
+            if not ok:
+                image = None
+        for release in gate.release(flush=True):
+            write(release)
+        writer.release()
+        writer = None
+        partial.replace(target)
+    except BaseException:
+        if writer is not None:
+            writer.release()
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        cap.release()
+    return VideoBlurResult(
+        frames=counts["frames"],
+        detected_frames=counts["detected"],
+        failsafe_frames=counts["failsafe"],
+        max_faces=counts["max_faces"],
+        seconds=time.monotonic() - started,
+    )
+
+
+def count_frames(path: Path) -> int:
+    """Frames really decodable in a file (slow: decodes everything; for tests and checks)."""
+    cap = _open(path)
+    n = 0
+    try:
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    return n
+
+
+def _open(path: Path) -> cv2.VideoCapture:
+    if not Path(path).is_file():
+        raise VideoError(f"video file not found: {path}")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError("Invalid video format: cannot open the file as a video")
+    return cap
+
+
+def _info(cap: cv2.VideoCapture, first: np.ndarray) -> VideoInfo:
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    if not (math.isfinite(fps) and 0 < fps <= 1000):
+        fps = DEFAULT_FPS
+    frames = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    frames = int(frames) if math.isfinite(frames) and frames > 0 else 0
+    height, width = first.shape[:2]
+    return VideoInfo(width=int(width), height=int(height), fps=float(fps), frames=frames)
+
+
+def _rgb_of_size(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """RGB at the output size (a stream may change resolution mid-file; the writer cannot)."""
+    if bgr.ndim == 2:
+        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+    if bgr.shape[1] != width or bgr.shape[0] != height:
+        bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
