@@ -150,6 +150,71 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    """The camera stream's fail-closed blur pipeline (docs/OPERATIONS.md, The fail-closed guarantee)."""
+
+    method: Literal["gaussian", "pixelate", "solid"] = setting(
+        "gaussian", "how faces in the stream are covered"
+    )
+    detect_every: int = setting(
+        1,
+        "run detection on every Nth frame at most (1: every frame the detector keeps up with)",
+        min=1,
+        max=30,
+    )
+    max_detection_age: float = setting(
+        0.25,
+        "a frame is published only if detection ran on it or on a frame at most this many seconds away",
+        min=0.01,
+        max=2,
+    )
+    lookahead: int = setting(
+        1,
+        "frames a frame waits for later detections, so a face found a frame late is blurred in the "
+        "frame before too (0: lowest latency)",
+        min=0,
+        max=5,
+    )
+    hold_seconds: float = setting(
+        1.0, "a face stays blurred at its predicted, enlarged box this long after its last detection", min=0.1
+    )
+    stall_seconds: float = setting(
+        1.5, "detector busy or silent this long: publish failsafe frames until it recovers", min=0.1
+    )
+    failsafe_style: Literal["blur", "black"] = setting(
+        "blur", "failsafe frames (detector failed or stalled): the whole frame blurred to 16 px, or black"
+    )
+    jpeg_quality: int = setting(80, "JPEG quality of the MJPEG stream and snapshots", min=10, max=100)
+    max_pending_frames: int = setting(8, "frames waiting for detection before the oldest is dropped", min=1)
+    max_viewers: int = setting(
+        8, "concurrent /api/stream.mjpg clients (all share one encode per frame)", min=1
+    )
+    record: bool = setting(False, "record the blurred stream to rotating files")
+    record_dir: str = setting("", "directory of the recordings; empty: <state_dir>/recordings")
+    record_segment_seconds: float = setting(300.0, "length of one recording file", min=1)
+    record_keep: int = setting(12, "recording files kept (the oldest are deleted)", min=1)
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """Asynchronous jobs (POST /api/v1/tasks/blur-video): uploads, results, workers, retention."""
+
+    dir: str = setting("", "directory of the task database, uploads and results; empty: <state_dir>/tasks")
+    max_upload_bytes: int = setting(512 * 1024 * 1024, "largest video upload accepted", min=1024)
+    keep_hours: float = setting(
+        24.0, "finished tasks, their uploads and results are deleted this long after they end", min=0
+    )
+    workers: int = setting(1, "tasks processed at the same time (each with its own detector)", min=1, max=8)
+    max_queued: int = setting(16, "tasks queued or running before a new one is refused (503)", min=1)
+    max_attempts: int = setting(
+        3, "a task interrupted by this many restarts is failed instead of resumed again", min=1
+    )
+    output: Literal["mp4", "avi"] = setting(
+        "mp4", "container of the results: mp4 (MPEG-4 part 2) or avi (Motion JPEG)"
+    )
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Logging."""
 
@@ -171,6 +236,8 @@ class Config:
     features: FeaturesConfig = section(FeaturesConfig)
     privacy: PrivacyConfig = section(PrivacyConfig)
     camera: CameraConfig = section(CameraConfig)
+    stream: StreamConfig = section(StreamConfig)
+    tasks: TasksConfig = section(TasksConfig)
     logging: LoggingConfig = section(LoggingConfig)
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ import base64
 import math
 import threading
 
+import numpy as np
 import pytest
 from api_device_support import (
     ASTRONAUT,
@@ -283,3 +284,34 @@ async def test_engine_of_another_model_is_model_mismatch(make_client, config):
     assert (await call(client, "GET", "/api/faces"))["data"]["totalFaces"] == 0
     # Comparing two fresh images involves no stored template: it works.
     assert (await compare(client, OBAMA, OBAMA2))["compareScore"] >= 80
+
+
+async def test_templates_of_another_model_are_kept_but_never_compared(make_client, config):
+    from daemon.library.store import FaceStore
+
+    config.database_path.parent.mkdir(parents=True)
+    with FaceStore(config.database_path) as store:
+        store.add_face(
+            image_id="old-model-image",
+            original=OBAMA.read_bytes(),
+            kind="jpeg",
+            width=910,
+            height=1137,
+            description="enrolled by an older model",
+            name="",
+            gender="",
+            rect=(359, 149, 623, 414),
+            crop_jpeg=b"\xff\xd8\xff\xd9",
+            template=np.ones(64, np.float32),
+            model_id="some_other_model/v0",
+            quality=None,
+        )
+    client = await make_client(config)
+    health = await (await client.get("/health")).json()
+    assert health["library"] == {"model": "dlib_resnet_v1/int8", "indexed_faces": 0, "other_model_faces": 1}
+    assert (await call(client, "GET", "/api/faces"))["data"]["totalFaces"] == 1
+    assert (await search(client, OBAMA2, ["default"], topN=5))["top1"] == {}
+    current = await enroll(client, OBAMA3)
+    assert (await search(client, OBAMA2, ["default"], topN=5))["top1"]["faceToken"] == current["faceToken"]
+    await call(client, "DELETE", "/api/faces/image/old-model-image")
+    assert (await call(client, "GET", "/api/faces"))["data"]["totalFaces"] == 1

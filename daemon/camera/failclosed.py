@@ -172,33 +172,43 @@ def _as_detection(face: object) -> tuple[float, float, float, float, float]:
 def blurred_copy(rgb: np.ndarray, boxes: Sequence[Box], method: str) -> np.ndarray:
     """A new image with every box covered (padded for hair line and chin); the input is untouched.
 
-    Overlapping regions are merged first: blurring them one after the other would leave a sharp seam
-    (one blurred patch pasted over the other) across a face, and blur part of it twice.
+    Overlapping regions are covered as one: blurring them one after the other would paste one blurred
+    patch over the other and leave a sharp seam across a face. A group of overlapping regions is
+    blurred as its bounding rectangle and pasted back only inside the regions themselves.
     """
     out = rgb.copy()
     height, width = rgb.shape[:2]
     regions = [r for b in boxes if (r := cover_region(b, width, height)) is not None]
-    blur_regions(out, merge_overlapping(regions), method)
+    for group in overlap_groups(regions):
+        if len(group) == 1:
+            blur_regions(out, group, method)
+            continue
+        x1, y1 = min(r[0] for r in group), min(r[1] for r in group)
+        x2, y2 = max(r[2] for r in group), max(r[3] for r in group)
+        patch = rgb[y1:y2, x1:x2].copy()
+        blur_regions(patch, [(0, 0, x2 - x1, y2 - y1)], method)
+        inside = np.zeros(patch.shape[:2], dtype=bool)
+        for rx1, ry1, rx2, ry2 in group:
+            inside[ry1 - y1 : ry2 - y1, rx1 - x1 : rx2 - x1] = True
+        out[y1:y2, x1:x2][inside] = patch[inside]
     return out
 
 
-def merge_overlapping(regions: Sequence[Region]) -> list[Region]:
-    """Replace every group of overlapping rectangles by their bounding rectangle (until none overlap)."""
-    merged = list(regions)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(merged)):
-            for j in range(i + 1, len(merged)):
-                a, b = merged[i], merged[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    merged[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del merged[j]
-                    changed = True
-                    break
-            if changed:
-                break
-    return merged
+def overlap_groups(regions: Sequence[Region]) -> list[list[Region]]:
+    """Regions grouped by overlap (transitively): no region of one group touches another group."""
+    groups: list[list[Region]] = []
+    for region in regions:
+        touching = [g for g in groups if any(_overlap(region, r) for r in g)]
+        merged = [region]
+        for group in touching:
+            merged += group
+            groups.remove(group)
+        groups.append(merged)
+    return groups
+
+
+def _overlap(a: Region, b: Region) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def failsafe_image(rgb: np.ndarray, style: str, message: str) -> np.ndarray:

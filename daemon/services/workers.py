@@ -81,8 +81,14 @@ class InferencePool(Generic[EngineT]):
             future = asyncio.get_running_loop().run_in_executor(self._executor, job, engine)
             # The engine goes back only when the thread is really done with it, even if the caller
             # is cancelled (a client that disconnects): two jobs must never share an interpreter.
-            future.add_done_callback(lambda _: free.put_nowait(engine))
+            future.add_done_callback(lambda done: _release(free, engine, done))
             return await asyncio.shield(future)
         finally:
             self._pending -= 1
             self._completed += 1
+
+
+def _release(free: asyncio.Queue, engine: object, done: asyncio.Future) -> None:
+    free.put_nowait(engine)
+    if not done.cancelled():
+        done.exception()  # marks it retrieved: a cancelled caller never will, and asyncio would warn
