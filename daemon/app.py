@@ -18,7 +18,9 @@ from daemon.api.auth import PUBLIC_PATHS, TokenSet, is_loopback, make_auth_middl
 from daemon.api.device_api import setup_device_api
 from daemon.api.features import setup_feature_api
 from daemon.api.middleware import make_request_middleware
+from daemon.api.privacy import setup_privacy_api
 from daemon.api.stream import setup_stream_api
+from daemon.api.tasks import setup_tasks_api
 from daemon.appkeys import CONFIG, POOL, STATUS
 from daemon.config import Config
 from daemon.services.status import DaemonStatus
@@ -63,7 +65,9 @@ def build_app(
     # Each API family adds its services (cleanup_ctx) and routes here, one call per family.
     setup_device_api(app)
     setup_feature_api(app)
+    setup_privacy_api(app)
     setup_stream_api(app, engine_factory)
+    setup_tasks_api(app, engine_factory)
     return app
 
 

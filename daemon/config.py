@@ -136,6 +136,41 @@ class PrivacyConfig:
     max_bytes: int = setting(20 * 1024 * 1024, "largest upload accepted", min=1024)
     max_pixels: int = setting(40_000_000, "largest image (width × height) accepted", min=10_000)
     cache_entries: int = setting(64, "results kept in the LRU cache keyed by the image hash (0: off)", min=0)
+    cache_max_bytes: int = setting(
+        64 * 1024 * 1024, "largest total size of the cached results (blurred JPEGs)", min=0
+    )
+    models: Literal["full", "both"] = setting(
+        "full", "detectors: the full-range model, or both (the short-range one on the whole frame too)"
+    )
+    tiling: Literal["off", "grid", "pyramid"] = setting(
+        "grid",
+        "small faces: off (whole frame only), grid (whole frame + tiles of tile_size), pyramid (also "
+        "tiles of 2×, 4× … tile_size)",
+    )
+    tile_size: int = setting(
+        640, "tile side in pixels of the detection image; faces from ~tile_size/20 px are found", min=192
+    )
+    overlap: float = setting(0.25, "share of a tile overlapping its neighbour", min=0, max=0.75)
+    max_side: int = setting(
+        1920, "larger images are shrunk to this longest side for detection (blur stays full size)", min=192
+    )
+    max_fine_tiles: int = setting(
+        24, "small images are tiled finer (down to 192 px tiles) while the grid has at most this many", min=0
+    )
+    tile_min_score: float = setting(
+        0.25, "detection threshold on tiles (their faces are checked, see verify)", min=0, max=1
+    )
+    verify: bool = setting(
+        True, "check faces found only on tiles with a zoomed second run (textures fool the zoomed model)"
+    )
+    sure_score: float = setting(0.8, "a tile face scoring at least this needs no check", min=0, max=1)
+    verify_score: float = setting(0.6, "score the zoomed check must reach to keep a tile face", min=0, max=1)
+    short_min_score: float = setting(
+        0.6, "threshold of the short-range model when models is 'both'", min=0, max=1
+    )
+    parallel: bool = setting(
+        True, "spread one image's tiles over idle workers (lower latency when the daemon is not busy)"
+    )
 
 
 @dataclass(frozen=True)

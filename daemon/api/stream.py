@@ -57,6 +57,8 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
     assert hub is not None
     if hub.viewers >= request.app[CONFIG].stream.max_viewers:
         return error_response(request, 503, "too many stream viewers", {"Retry-After": "5"})
+    if hub.latest is None and not service.camera_up():
+        return _no_frame(request, service)
     with hub.demand(viewer=True):
         frame = await hub.next_frame(-1, FIRST_FRAME_TIMEOUT)
         if frame is None:
@@ -101,6 +103,8 @@ async def snapshot(request: web.Request) -> web.Response:
     hub = service.hub
     assert hub is not None
     frame = hub.latest
+    if frame is None and not service.camera_up():
+        return _no_frame(request, service)
     if frame is None or time.monotonic() - frame.published_at > FRESH_SNAPSHOT:
         with hub.demand():
             frame = await hub.next_frame(frame.index if frame else -1, FIRST_FRAME_TIMEOUT)

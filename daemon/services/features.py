@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daemon.config import Config, LibraryConfig
+from daemon.config import Config
 from daemon.errors import FacegateError
+from daemon.services.enrollment import EnrollmentSettings
 from daemon.services.scores import ScoreMapping
 from daemon.vision.embed import DESCRIPTOR_SIZE, MODEL_FAMILY
 from daemon.vision.engine import FaceAnalysis, VisionEngine
@@ -38,20 +39,6 @@ class NoQualifiedFace(FacegateError):
     """The image holds no face the detector accepts (the API answers 400)."""
 
 
-def enrollment_thresholds(library: LibraryConfig) -> QualityThresholds:
-    """The enrollment quality gate (config section ``library``) as the vision layer's thresholds."""
-    return QualityThresholds(
-        min_size=library.min_face_size,
-        max_yaw=library.max_yaw,
-        max_pitch=library.max_pitch,
-        max_roll=library.max_roll,
-        max_blurness=library.max_blurness,
-        min_brightness=library.min_brightness,
-        max_brightness=library.max_brightness,
-        min_contrast=library.min_contrast,
-    )
-
-
 @dataclass(frozen=True)
 class FeatureSettings:
     scores: ScoreMapping
@@ -66,7 +53,7 @@ class FeatureSettings:
         return cls(
             scores=ScoreMapping(config.scores.anchors),
             threshold=config.features.threshold,
-            quality=enrollment_thresholds(config.library),
+            quality=EnrollmentSettings.from_config(config.library).thresholds,  # the enrollment gate
             limits=ImageLimits.device_api(),
             model_id=f"{MODEL_FAMILY}/{config.models.embedding}",
         )

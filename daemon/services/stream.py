@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.appkeys import CONFIG, STATUS
-from daemon.camera.capture import CaptureLoop
+from daemon.camera.capture import CaptureLoop, CaptureState
 from daemon.camera.failclosed import GateSettings
 from daemon.camera.pipeline import PipelineSettings, PublishedFrame, StreamPipeline
 from daemon.camera.recorder import StreamRecorder
@@ -160,6 +160,12 @@ class StreamService:
             self.pipeline.stop()
         if self.recorder is not None:
             self.recorder.stop()
+
+    def camera_up(self) -> bool:
+        """Is the camera delivering (or about to)? False while it reconnects, failed or ended."""
+        if self.pipeline is None:
+            return False
+        return self.pipeline.capture.state in (CaptureState.STARTING, CaptureState.RUNNING)
 
     def info(self) -> dict[str, Any]:
         """Every metric (GET /api/stream/info)."""

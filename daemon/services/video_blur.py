@@ -28,7 +28,9 @@ from daemon.camera.failclosed import FailClosedGate, GateSettings, Release, blur
 from daemon.camera.pipeline import DetectFn
 from daemon.config import Config
 from daemon.errors import FacegateError
+from daemon.services.privacy import detect_settings
 from daemon.vision.engine import VisionEngine
+from daemon.vision.privacy_detect import detect_for_privacy
 from daemon.vision.types import Face
 
 DEFAULT_FPS = 25.0
@@ -71,12 +73,12 @@ class VideoBlurResult:
 
 
 def privacy_detector(engine: VisionEngine, config: Config) -> Callable[[np.ndarray], list[Face]]:
-    """The one detection function of the stream and of video files: full-range model, the privacy
-    threshold. (The single place to switch to the tiled privacy detector.)"""
-    min_score = config.privacy.min_score
+    """The one detection function of the stream and of video files: the blur API's high-recall
+    detector (full-range model, tiles for small faces, config section ``privacy``)."""
+    settings = detect_settings(config.privacy)
 
     def detect(rgb: np.ndarray) -> list[Face]:
-        return engine.detect(rgb, "full", min_score)
+        return detect_for_privacy(engine, rgb, settings)
 
     return detect
 

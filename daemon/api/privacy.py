@@ -1,0 +1,213 @@
+"""The privacy (face blurring) API of PRIVACY_API.md: /api/v1/blur-faces, /process, /detect.
+
+Integrators already call these paths, so the wire format is the seed service's: multipart ``image``,
+JPEG answers, errors as ``{"error": <str>}`` with "No image provided" and "Invalid image format" for
+the two cases its clients know. Decisions of ours (docs/api_privacy.md): an upload over
+``privacy.max_bytes`` or ``privacy.max_pixels`` is 413, not 400, so a client can tell "shrink it" from
+"broken file"; WebP and BMP are accepted (sniffed from the bytes, never from the filename).
+
+The body is read part by part (never buffered whole, whatever server.max_request_bytes says) with a
+byte limit, and hashed while it arrives: the cache key costs no extra pass over the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from aiohttp import BodyPartReader, web
+
+from daemon.api.families import PLAIN, speaks
+from daemon.appkeys import CONFIG, POOL, PRINCIPAL
+from daemon.errors import ImageError
+from daemon.services.privacy import BlurOptions, Caller, PrivacyResult, PrivacyService
+from daemon.vision.blur import BLUR_METHODS
+
+PRIVACY = web.AppKey("privacy_service", PrivacyService)
+
+CHUNK = 64 * 1024
+MAX_FIELD_BYTES = 256  # show_box, method
+FORM_OVERHEAD = 64 * 1024  # part headers and small fields on top of the image
+NO_IMAGE = "No image provided"
+INVALID_IMAGE = "Invalid image format"
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+class Rejected(Exception):
+    """A request answered with an error status and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def setup_privacy_api(app: web.Application) -> None:
+    config = app[CONFIG]
+    app[PRIVACY] = PrivacyService(config.privacy, app[POOL], config.workers.count)
+    app.router.add_post("/api/v1/blur-faces", blur_faces)
+    app.router.add_post("/process", process)
+    app.router.add_post("/detect", detect)
+
+
+@dataclass
+class Upload:
+    data: bytes | bytearray  # not copied into bytes on the event loop
+    digest: str  # sha256, hex
+    fields: dict[str, str]
+
+
+@speaks(PLAIN)
+async def blur_faces(request: web.Request) -> web.Response:
+    """POST /api/v1/blur-faces: multipart image [show_box=true] [method] → the blurred JPEG."""
+    return await _handle(request, "blur-faces", default_show_box=True, json_only=False)
+
+
+@speaks(PLAIN)
+async def process(request: web.Request) -> web.Response:
+    """POST /process: the blurred JPEG with X-Faces-Count, or with Accept: application/json the faces."""
+    return await _handle(request, "process", default_show_box=False, json_only=False)
+
+
+@speaks(PLAIN)
+async def detect(request: web.Request) -> web.Response:
+    """POST /detect: the faces as JSON, never an image (is there anything to blur?)."""
+    return await _handle(request, "detect", default_show_box=False, json_only=True)
+
+
+async def _handle(
+    request: web.Request, operation: str, default_show_box: bool, json_only: bool
+) -> web.Response:
+    service = request.app[PRIVACY]
+    try:
+        upload = await read_upload(request, service.config.max_bytes)
+        output = "json" if json_only or wants_json(request.headers.get("Accept", "")) else "image"
+        options = BlurOptions(
+            output=output,
+            method=_method(upload.fields.get("method"), service.config.method),
+            show_box=_flag(upload.fields.get("show_box"), default_show_box),
+        )
+        caller = Caller(request.remote or "-", request.get(PRINCIPAL, "-"), operation)
+        answer = await service.process(upload.data, upload.digest, options, caller)
+    except Rejected as exc:
+        return web.json_response({"error": exc.message}, status=exc.status)
+    except ImageError as exc:
+        status, message = image_error(exc)
+        return web.json_response({"error": message}, status=status)
+    result = answer.result
+    headers = {"X-Faces-Count": str(len(result.faces)), "X-Cache": "hit" if answer.cached else "miss"}
+    if output == "json":
+        return web.json_response(faces_json(result, answer.elapsed_ms), headers=headers)
+    return web.Response(body=result.jpeg, content_type="image/jpeg", headers=headers)
+
+
+def faces_json(result: PrivacyResult, elapsed_ms: float) -> dict:
+    return {
+        "faces": [
+            {"bbox": list(f.bbox), "confidence": f.confidence, "blur_radius": f.blur_radius}
+            for f in result.faces
+        ],
+        "total_count": len(result.faces),
+        "processing_time_ms": round(elapsed_ms),
+    }
+
+
+def image_error(exc: ImageError) -> tuple[int, str]:
+    """Status and message for a bad upload: the seed's two strings where they apply."""
+    if exc.reason == "empty":
+        return 400, NO_IMAGE
+    if exc.reason in ("too_large", "too_many_pixels"):
+        return 413, f"Image too large: {exc}"
+    return 400, INVALID_IMAGE
+
+
+def wants_json(accept: str) -> bool:
+    """Whether an Accept header prefers JSON over an image (q-values honoured; */* counts for the image)."""
+    best_json, best_image = 0.0, 0.0
+    for item in accept.split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media == "application/json":
+            best_json = max(best_json, q)
+        elif media in ("image/jpeg", "image/*"):
+            best_image = max(best_image, q)
+    return best_json > 0 and best_json >= best_image
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise Rejected(400, f"Invalid show_box {value!r}: use true or false")
+
+
+def _method(value: str | None, default: str) -> str:
+    if value is None or not value.strip():
+        return default
+    method = value.strip().lower()
+    if method not in BLUR_METHODS:
+        raise Rejected(400, f"Invalid method {value!r}: use one of {', '.join(BLUR_METHODS)}")
+    return method
+
+
+async def read_upload(request: web.Request, max_bytes: int) -> Upload:
+    """The ``image`` part (at most max_bytes, hashed as it arrives) and the small text fields.
+
+    Other parts are read and dropped; the whole body may hold max_bytes plus FORM_OVERHEAD (413
+    beyond). A second ``image`` part is refused.
+    """
+    if not request.content_type.startswith("multipart/"):
+        raise Rejected(400, NO_IMAGE)
+    budget = max_bytes + FORM_OVERHEAD
+    if request.content_length is not None and request.content_length > budget:
+        raise Rejected(
+            413, f"Image too large: the request is {request.content_length} bytes, the limit is {budget}"
+        )
+    image: bytearray | None = None
+    digest = hashlib.sha256()
+    fields: dict[str, str] = {}
+    total = 0
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise Rejected(400, "nested multipart bodies are not accepted")
+            name = part.name
+            if name == "image" and image is not None:
+                raise Rejected(400, "field 'image' is given more than once")
+            data = bytearray()
+            while chunk := await part.read_chunk(CHUNK):
+                total += len(chunk)
+                if total > budget:
+                    raise Rejected(413, f"Image too large: the limit is {max_bytes} bytes")
+                if name == "image":
+                    if len(data) + len(chunk) > max_bytes:
+                        raise Rejected(413, f"Image too large: the limit is {max_bytes} bytes")
+                    digest.update(chunk)
+                    data += chunk
+                elif name in ("show_box", "method"):
+                    data += chunk
+                    if len(data) > MAX_FIELD_BYTES:
+                        raise Rejected(400, f"field {name!r} is too long")
+            if name == "image":
+                image = data
+            elif name in ("show_box", "method"):
+                fields[name] = data.decode("utf-8", "replace")
+    except (ValueError, AssertionError, RuntimeError) as exc:  # aiohttp's multipart parse errors
+        raise Rejected(400, f"malformed multipart body: {exc}") from None
+    if not image:
+        raise Rejected(400, NO_IMAGE)
+    return Upload(image, digest.hexdigest(), fields)

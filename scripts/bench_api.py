@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of the device API through HTTP against a real daemon process.
+
+(a) POST /api/face/search with a 640×480 JPEG against a library of --faces faces (default 10,000),
+    with 1, 4 and 16 concurrent clients: p50/p99 latency and requests/s;
+(b) registration throughput (POST /api/faces, faces/s) with real image variants, 1 and 4 clients;
+(c) the daemon's memory (VmRSS and VmHWM from /proc/<pid>/status) once ready, with 0, 10k and 100k
+    faces (--rss-sizes).
+
+The library is filled fast by writing synthetic faces (random templates of a descriptor's norm, one
+small JPEG as original and crop) straight into a state dir with the library's own schema code, in one
+transaction; a few real faces are then enrolled through the API so searches find a real match. The
+daemon runs as `python -m daemon run` on 127.0.0.1 (port chosen by the OS) with the default config;
+the client is this process (aiohttp), on the same machine. Loops are bounded; nothing leaves loopback.
+
+    .venv/bin/python scripts/bench_api.py [--faces 10000] [--requests 120] [--rss-sizes 0 10000 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from daemon.library import db, faces  # noqa: E402
+from daemon.library.types import DEFAULT_GROUP, Rect  # noqa: E402
+from daemon.vision.embed import DESCRIPTOR_SIZE, MODEL_FAMILY  # noqa: E402
+
+FACES = REPO / "tests" / "data" / "faces"
+NORM = 1.37  # about the length of a dlib descriptor
+ENROLLED = ("obama.jpg", "biden.jpg", "astronaut.png")
+
+
+def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def fill_library(path: Path, n: int, seed: int = 1) -> float:
+    """n synthetic faces bound to `default`, in one transaction; returns the seconds it took."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    crop = jpeg(cv2.resize(read_rgb(FACES / "obama.jpg")[150:420, 350:630], (112, 112)), 80)
+    model_id = f"{MODEL_FAMILY}/int8"
+    conn = db.connect(path)
+    try:
+        conn.execute("PRAGMA synchronous = OFF")  # a throwaway file: no fsync while filling
+        with db.transaction(conn):
+            for start in range(0, n, 10_000):
+                block = rng.standard_normal((min(10_000, n - start), DESCRIPTOR_SIZE)).astype(np.float32)
+                block *= NORM / np.linalg.norm(block, axis=1, keepdims=True)
+                for k, template in enumerate(block):
+                    faces.add_face(
+                        conn,
+                        image_id=f"synthetic-{start + k:08d}",
+                        original=crop,
+                        kind="jpeg",
+                        width=112,
+                        height=112,
+                        description=f"synthetic face {start + k}",
+                        name="",
+                        gender="",
+                        rect=Rect(10, 10, 100, 100),
+                        crop_jpeg=crop,
+                        template=template,
+                        model_id=model_id,
+                        quality=0.9,
+                        group_ids=[DEFAULT_GROUP],
+                    )
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    url: str
+    token: str
+    log: Path
+
+    def memory(self) -> dict[str, float]:
+        """VmRSS / VmHWM in MiB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return {
+            k: int(re.search(rf"^{k}:\s+(\d+) kB", status, re.M).group(1)) / 1024 for k in ("VmRSS", "VmHWM")
+        }
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the daemon so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_daemon(state: Path) -> Daemon:
+    token = secrets.token_urlsafe(24)
+    (state / "tokens").write_text(f"bench:{token}\n")
+    os.chmod(state / "tokens", 0o600)
+    log = state / "daemon.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "daemon",
+        "run",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--state-dir",
+        str(state),
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    url = None
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if url is None and (m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", text)):
+            url = m.group(1)
+        if url and "ready: models loaded" in text:
+            return Daemon(proc, url, token, log)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the daemon did not start; its log:\n{log.read_text(errors='replace')}")
+
+
+def search_image() -> bytes:
+    """A 640×480 JPEG with obama2's face (about 150 px) on a grey background."""
+    rgb = read_rgb(FACES / "obama2.jpg")
+    scale = 480 / rgb.shape[0]
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((480, 640, 3), 120, np.uint8)
+    x = (640 - small.shape[1]) // 2
+    canvas[:, x : x + small.shape[1]] = small
+    return jpeg(canvas)
+
+
+def registration_images(n: int, seed: int = 2) -> list[bytes]:
+    """n distinct JPEGs (so n distinct imageIds) made from the test faces: scale, flip, brightness,
+    a small rotation and JPEG quality vary."""
+    rng = np.random.default_rng(seed)
+    sources = []
+    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png"):
+        rgb = read_rgb(FACES / name)
+        scale = min(1.0, 1024 / max(rgb.shape[:2]))
+        sources.append(cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    images = []
+    for i in range(n):
+        rgb = sources[i % len(sources)]
+        s = rng.uniform(0.6, 1.0)
+        img = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        if rng.random() < 0.5:
+            img = np.ascontiguousarray(img[:, ::-1])
+        h, w = img.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-6, 6), 1.0)
+        img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        img = np.clip(img.astype(np.float32) * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8)
+        images.append(jpeg(img, int(rng.integers(85, 96))))
+    return images
+
+
+@dataclass
+class Run:
+    latencies: list[float]
+    errors: dict[str, int]
+    seconds: float
+    daemon_cores: float  # the daemon's CPU time / wall time: how many cores it kept busy
+
+
+async def hammer(daemon: Daemon, path: str, bodies: list[dict], clients: int) -> Run:
+    """Send every body once, `clients` at a time (each client sends its share one after another)."""
+    headers = {"Authorization": f"Bearer {daemon.token}"}
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    queue: asyncio.Queue[dict] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            t0 = time.perf_counter()
+            async with session.post(daemon.url + path, json=body, headers=headers) as response:
+                answer = await response.json()
+            if response.status == 200 and answer.get("code") == 0:
+                latencies.append(time.perf_counter() - t0)
+            else:
+                key = f"{response.status} {answer.get('msg', '')}"
+                errors[key] = errors.get(key, 0) + 1
+                if response.status == 503:
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")) / 10)
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        cpu0, started = daemon.cpu_seconds(), time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        seconds = time.perf_counter() - started
+        cores = (daemon.cpu_seconds() - cpu0) / seconds
+    return Run(latencies, errors, seconds, cores)
+
+
+def ms(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q) * 1000:.1f}" if values else "-"
+
+
+async def bench_search(daemon: Daemon, requests: int, levels: list[int]) -> list[str]:
+    image = base64.b64encode(search_image()).decode()
+    body = {"image": image, "group": [DEFAULT_GROUP], "topN": 1}
+    warm = await hammer(daemon, "/api/face/search", [body] * 6, 1)
+    assert warm.latencies, f"searches fail: {warm.errors}"
+    rows = [
+        "| clients | requests | ok | p50 ms | p99 ms | requests/s | daemon CPU (cores) | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for clients in levels:
+        count = max(requests, 10 * clients)
+        run = await hammer(daemon, "/api/face/search", [body] * count, clients)
+        rate = len(run.latencies) / run.seconds
+        errors = ", ".join(f"{k}: {v}" for k, v in run.errors.items()) or "none"
+        rows.append(
+            f"| {clients} | {count} | {len(run.latencies)} | {ms(run.latencies, 50)} | "
+            f"{ms(run.latencies, 99)} | {rate:.1f} | {run.daemon_cores:.2f} | {errors} |"
+        )
+    return rows
+
+
+async def check_match(daemon: Daemon, obama_token: str) -> None:
+    body = {"image": base64.b64encode(search_image()).decode(), "group": [DEFAULT_GROUP], "topN": 5}
+    headers = {"Authorization": f"Bearer {daemon.token}"}
+    url = daemon.url + "/api/face/search"
+    async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as r:
+        data = (await r.json())["data"]
+    top1 = data.get("top1") or {}
+    print(
+        f"search check: top1 {top1.get('faceToken')} score {top1.get('searchScore')} (obama: {obama_token})"
+    )
+
+
+async def enroll_real(daemon: Daemon) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {daemon.token}"}
+    tokens = {}
+    async with aiohttp.ClientSession() as session:
+        for name in ENROLLED:
+            body = {"image": base64.b64encode((FACES / name).read_bytes()).decode(), "name": name}
+            async with session.post(daemon.url + "/api/faces", json=body, headers=headers) as r:
+                answer = await r.json()
+            assert answer["code"] == 0, answer
+            tokens[name] = answer["data"]["faceToken"]
+    return tokens
+
+
+async def bench_register(daemon: Daemon, count: int, levels: list[int]) -> list[str]:
+    images = registration_images(count * len(levels))
+    rows = [
+        "| clients | registrations | ok | faces/s | p50 ms | p99 ms | daemon CPU (cores) | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for k, clients in enumerate(levels):
+        bodies = [{"image": base64.b64encode(b).decode()} for b in images[k * count : (k + 1) * count]]
+        run = await hammer(daemon, "/api/faces", bodies, clients)
+        errors = ", ".join(f"{key}: {v}" for key, v in run.errors.items()) or "none"
+        rows.append(
+            f"| {clients} | {count} | {len(run.latencies)} | {len(run.latencies) / run.seconds:.1f} | "
+            f"{ms(run.latencies, 50)} | {ms(run.latencies, 99)} | {run.daemon_cores:.2f} | {errors} |"
+        )
+    return rows
+
+
+def memory_row(n: int, fill_seconds: float, mem: dict[str, float], after: dict[str, float] | None) -> str:
+    after_text = f"{after['VmRSS']:.0f}" if after else "-"
+    return f"| {n} | {fill_seconds:.1f} | {mem['VmRSS']:.0f} | {mem['VmHWM']:.0f} | {after_text} |"
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    root = Path(tempfile.mkdtemp(prefix="facegate-bench-"))
+    print(
+        f"# {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; daemon: default config (2 workers)"
+    )
+    memory = [
+        "| faces | fill s | VmRSS MiB ready | VmHWM MiB ready | VmRSS MiB after 20 searches |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    try:
+        state = root / f"lib{args.faces}"
+        state.mkdir()
+        fill = fill_library(state / "library.sqlite3", args.faces)
+        daemon = start_daemon(state)
+        try:
+            mem = daemon.memory()
+            tokens = await enroll_real(daemon)
+            await check_match(daemon, tokens["obama.jpg"])
+            search_rows = await bench_search(daemon, args.requests, args.clients)
+            register_rows = await bench_register(daemon, args.registrations, [1, 4])
+            after = daemon.memory()
+        finally:
+            daemon.stop()
+        sizes = {args.faces: (fill, mem, after)}
+        for n in args.rss_sizes:
+            if n in sizes:
+                continue
+            state = root / f"lib{n}"
+            state.mkdir()
+            fill = fill_library(state / "library.sqlite3", n)
+            daemon = start_daemon(state)
+            try:
+                mem = daemon.memory()
+                image = base64.b64encode(search_image()).decode()
+                await hammer(daemon, "/api/face/search", [{"image": image, "group": [DEFAULT_GROUP]}] * 20, 2)
+                sizes[n] = (fill, mem, daemon.memory())
+            finally:
+                daemon.stop()
+        for n in sorted(sizes):
+            memory.append(memory_row(n, *sizes[n]))
+        db_size = {n: (root / f"lib{n}" / "library.sqlite3").stat().st_size / 2**20 for n in sizes}
+    finally:
+        if args.keep:
+            print(f"state dirs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"\n## POST /api/face/search, 640×480 JPEG, {args.faces} faces + {len(ENROLLED)} real ones, top 1")
+    print("\n".join(search_rows))
+    print(f"\n## POST /api/faces (registration, sync=FULL), real image variants, {args.faces}-face library")
+    print("\n".join(register_rows))
+    print("\n## Daemon memory (models loaded, index built)")
+    print("\n".join(memory))
+    print("library file sizes: " + ", ".join(f"{n} faces {s:.0f} MiB" for n, s in sorted(db_size.items())))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--faces", type=int, default=10_000, help="library size for (a) and (b)")
+    parser.add_argument("--requests", type=int, default=120, help="searches per concurrency level")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--registrations", type=int, default=40, help="registrations per level (1, 4)")
+    parser.add_argument("--rss-sizes", type=int, nargs="+", default=[0, 10_000, 100_000])
+    parser.add_argument("--keep", action="store_true", help="keep the state dirs (printed)")
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,488 @@
+#!/usr/bin/env python3
+"""Benchmark the blur API: detection recall by face size, and end-to-end HTTP latency.
+
+  scripts/bench_privacy.py recall [--scenes 30] [--imglab FILE.xml ...]
+  scripts/bench_privacy.py http [--requests 40] [--clients 1 4]
+  scripts/bench_privacy.py all
+
+recall: labelled scenes, generated here and never written to disk: the test faces (tests/data/faces,
+one face each, their box taken from the full-range detector at native resolution) are pasted with a
+feathered oval mask at known sizes (12–256 px tall, log-uniform) and random positions onto the no-face
+test images scaled to 1920×1080 and 640×480, then JPEG-compressed (q85). A detection matches a face at
+IoU ≥ 0.5 (boxes of the same detector family, so IoU compares like with like). Also counted: detections
+on the no-face test images. --imglab reads dlib/imglab XML files (e.g. dlib's examples/faces/
+testing.xml, images beside it); their boxes are square, so each detection is compared as the square of
+side sqrt(w·h) around its centre (dlib's boxes sit a little lower on the face: expect a lower match
+rate than on the generated scenes).
+
+http: the daemon as a subprocess on 127.0.0.1 (a free port, a temp state dir), POST /api/v1/blur-faces
+with a 1920×1080 and a 3840×2160 JPEG holding pasted faces, 1 and 4 concurrent clients; p50/p99
+latency and requests/s. Prints markdown tables; figures go to docs/BENCHMARKS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from daemon.config import PACKAGE_MODELS_DIR, load_config  # noqa: E402
+from daemon.vision.engine import ModelPaths, VisionEngine  # noqa: E402
+from daemon.vision.privacy_detect import (  # noqa: E402
+    PrivacyDetectSettings,
+    detect_for_privacy,
+)
+
+FACES = ROOT / "tests" / "data" / "faces"
+NO_FACES = ROOT / "tests" / "data" / "no_faces"
+SOURCE_FACES = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png")
+SIZE_BUCKETS = (16, 32, 64)
+Box = tuple[float, float, float, float]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"cannot read {path}")
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+@dataclass(frozen=True)
+class SourceFace:
+    image: np.ndarray
+    box: Box  # the face box in image
+
+
+def source_faces(engine: VisionEngine) -> list[SourceFace]:
+    """The test faces with their boxes (the full-range detector at native size), and mirror images."""
+    out = []
+    for name in SOURCE_FACES:
+        rgb = read_rgb(FACES / name)
+        face = max(engine.detect(rgb, "full", 0.5), key=lambda f: f.score)
+        out.append(SourceFace(rgb, face.box))
+        x1, y1, x2, y2 = face.box
+        w = rgb.shape[1]
+        out.append(SourceFace(np.ascontiguousarray(rgb[:, ::-1]), (w - x2, y1, w - x1, y2)))
+    return out
+
+
+def paste_face(canvas: np.ndarray, src: SourceFace, height: float, cx: float, cy: float) -> Box:
+    """Paste src's face (plus some surroundings, feathered) so its box is `height` tall at (cx, cy)."""
+    x1, y1, x2, y2 = src.box
+    w, h = x2 - x1, y2 - y1
+    k = height / h
+    margin = 0.6
+    sx1, sy1 = max(0, int(x1 - margin * w)), max(0, int(y1 - margin * h))
+    sx2 = min(src.image.shape[1], int(x2 + margin * w))
+    sy2 = min(src.image.shape[0], int(y2 + margin * h))
+    patch = src.image[sy1:sy2, sx1:sx2]
+    pw, ph = max(1, round(patch.shape[1] * k)), max(1, round(patch.shape[0] * k))
+    patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32)
+    fcx, fcy = ((x1 + x2) / 2 - sx1) * k, ((y1 + y2) / 2 - sy1) * k
+    mask = np.zeros((ph, pw), np.float32)
+    axes = (max(1, int(w * k * 0.95)), max(1, int(h * k * 1.2)))
+    cv2.ellipse(mask, (int(fcx), int(fcy)), axes, 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, w * k * 0.12))[:, :, None]
+    ox, oy = round(cx - fcx), round(cy - fcy)
+    ch, cw = canvas.shape[:2]
+    ax1, ay1, ax2, ay2 = max(0, ox), max(0, oy), min(cw, ox + pw), min(ch, oy + ph)
+    region = canvas[ay1:ay2, ax1:ax2].astype(np.float32)
+    m = mask[ay1 - oy : ay2 - oy, ax1 - ox : ax2 - ox]
+    p = patch[ay1 - oy : ay2 - oy, ax1 - ox : ax2 - ox]
+    canvas[ay1:ay2, ax1:ax2] = np.clip(region * (1 - m) + p * m, 0, 255).astype(np.uint8)
+    return (cx - w * k / 2, cy - h * k / 2, cx + w * k / 2, cy + h * k / 2)
+
+
+def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """image scaled and centre-cropped to exactly width×height."""
+    h, w = image.shape[:2]
+    k = max(width / w, height / h)
+    big = cv2.resize(image, (math.ceil(w * k), math.ceil(h * k)), interpolation=cv2.INTER_LINEAR)
+    y, x = (big.shape[0] - height) // 2, (big.shape[1] - width) // 2
+    return np.ascontiguousarray(big[y : y + height, x : x + width])
+
+
+def make_scene(
+    rng: random.Random,
+    sources: list[SourceFace],
+    backgrounds: list[np.ndarray],
+    size: tuple[int, int],
+    faces: int,
+    min_h: float,
+    max_h: float,
+) -> tuple[np.ndarray, list[Box]]:
+    """A JPEG-compressed scene with up to `faces` non-overlapping faces and their boxes."""
+    width, height = size
+    canvas = cover(rng.choice(backgrounds), width, height)
+    taken: list[Box] = []
+    boxes = []
+    for _ in range(faces):
+        for _attempt in range(30):
+            fh = math.exp(rng.uniform(math.log(min_h), math.log(max_h)))
+            pad = fh * 1.3
+            cx, cy = rng.uniform(pad, width - pad), rng.uniform(pad, height - pad)
+            area = (cx - pad, cy - pad, cx + pad, cy + pad)
+            if all(area[2] < t[0] or area[0] > t[2] or area[3] < t[1] or area[1] > t[3] for t in taken):
+                break
+        else:
+            continue
+        taken.append(area)
+        src = rng.choice(sources)
+        gain = rng.uniform(0.75, 1.15)
+        box = paste_face(canvas, src, fh, cx, cy)
+        x1, y1, x2, y2 = (int(v) for v in area)
+        region = canvas[max(0, y1) : y2, max(0, x1) : x2]
+        region[:] = np.clip(region.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        boxes.append(box)
+    _, buf = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    scene = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return scene, boxes
+
+
+def iou(a: Box, b: Box) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def as_square(box: Box) -> Box:
+    x1, y1, x2, y2 = box
+    side = math.sqrt(max(0.0, x2 - x1) * max(0.0, y2 - y1))
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+
+def count_matches(truth: list[Box], found: list[Box], threshold: float = 0.5) -> tuple[list[bool], int]:
+    """Greedy one-to-one matching: which true boxes were found, and how many detections matched none."""
+    pairs = sorted(
+        ((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True
+    )
+    hit, used = [False] * len(truth), [False] * len(found)
+    for score, i, j in pairs:
+        if score < threshold:
+            break
+        if not hit[i] and not used[j]:
+            hit[i] = used[j] = True
+    extra = sum(
+        1 for j, f in enumerate(found) if not used[j] and max((iou(f, t) for t in truth), default=0) < 0.1
+    )
+    return hit, extra
+
+
+@dataclass
+class RecallResult:
+    name: str
+    found: dict[int, list[int]]  # bucket -> [found, total]
+    extra: int  # detections matching no face (IoU < 0.1 with every face)
+    no_face_detections: int
+    ms: float  # mean detection time per scene
+    passes: float  # mean model runs per scene
+
+
+def bucket_table(heights: list[float], hits: list[bool]) -> dict[int, list[int]]:
+    table = {b: [0, 0] for b in SIZE_BUCKETS}
+    for h, ok in zip(heights, hits, strict=True):
+        for b in SIZE_BUCKETS:
+            if h >= b:
+                table[b][0] += ok
+                table[b][1] += 1
+    return table
+
+
+def evaluate(
+    engine: VisionEngine,
+    name: str,
+    settings: PrivacyDetectSettings,
+    scenes: list[tuple[np.ndarray, list[Box]]],
+    no_faces: list[np.ndarray],
+    square: bool = False,
+) -> RecallResult:
+    heights: list[float] = []
+    hits: list[bool] = []
+    extra = 0
+    times = []
+    counter = CountingEngine(engine)
+    for image, truth in scenes:
+        start = time.perf_counter()
+        faces = detect_for_privacy(counter, image, settings)
+        times.append(time.perf_counter() - start)
+        found = [as_square(f.box) if square else f.box for f in faces]
+        hit, unmatched = count_matches(truth, found)
+        heights += [t[3] - t[1] for t in truth]
+        hits += hit
+        extra += unmatched
+    false_hits = sum(len(detect_for_privacy(engine, img, settings)) for img in no_faces)
+    return RecallResult(
+        name,
+        bucket_table(heights, hits),
+        extra,
+        false_hits,
+        1000 * float(np.mean(times)),
+        counter.runs / max(1, len(scenes)),
+    )
+
+
+class CountingEngine:
+    """An engine that counts its model runs (passes and checks)."""
+
+    def __init__(self, engine: VisionEngine) -> None:
+        self.engine = engine
+        self.runs = 0
+
+    def detect(self, *args, **kwargs):
+        self.runs += 1
+        return self.engine.detect(*args, **kwargs)
+
+
+def variants(base: PrivacyDetectSettings) -> list[tuple[str, PrivacyDetectSettings]]:
+    return [
+        ("whole frame only", replace(base, tiling="off")),
+        ("grid 384", replace(base, tiling="grid", tile_size=384)),
+        ("pyramid 384", replace(base, tiling="pyramid", tile_size=384)),
+        ("grid 512", replace(base, tiling="grid", tile_size=512)),
+        ("pyramid 512", replace(base, tiling="pyramid", tile_size=512)),
+        ("pyramid 384 + short", replace(base, tiling="pyramid", tile_size=384, models="both")),
+        ("configured default", base),
+    ]
+
+
+def print_recall_table(title: str, results: list[RecallResult]) -> None:
+    print(f"\n### {title}\n")
+    head = " | ".join(f"≥{b} px" for b in SIZE_BUCKETS)
+    print(f"| variant | {head} | unmatched det. | det. on no-face imgs | runs/img | ms/img |")
+    print("|---|" + "---|" * (len(SIZE_BUCKETS) + 4))
+    for r in results:
+        cells = " | ".join(
+            f"{100 * f / t:.1f}% ({f}/{t})" if t else "–" for f, t in (r.found[b] for b in SIZE_BUCKETS)
+        )
+        print(f"| {r.name} | {cells} | {r.extra} | {r.no_face_detections} | {r.passes:.1f} | {r.ms:.1f} |")
+
+
+def read_imglab(path: Path) -> list[tuple[np.ndarray, list[Box]]]:
+    """Images and face boxes of a dlib/imglab XML file (boxes marked ignore are left out)."""
+    scenes = []
+    for image in ET.parse(path).getroot().iter("image"):
+        boxes = []
+        for b in image.iter("box"):
+            if b.get("ignore") == "1":
+                continue
+            left, top = float(b.get("left")), float(b.get("top"))
+            boxes.append((left, top, left + float(b.get("width")), top + float(b.get("height"))))
+        scenes.append((read_rgb(path.parent / image.get("file")), boxes))
+    return scenes
+
+
+def cmd_recall(args: argparse.Namespace) -> None:
+    config = load_config(None, environ={})
+    base = settings_from_config(config)
+    engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), 1)
+    rng = random.Random(args.seed)
+    sources = source_faces(engine)
+    backgrounds = [read_rgb(p) for p in sorted(NO_FACES.iterdir())]
+    no_faces = list(backgrounds)
+    sets = {
+        "1920×1080 scenes, 8 faces each, 12–256 px": [
+            make_scene(rng, sources, backgrounds, (1920, 1080), 8, 12, 256) for _ in range(args.scenes)
+        ],
+        "640×480 scenes, 5 faces each, 12–128 px": [
+            make_scene(rng, sources, backgrounds, (640, 480), 5, 12, 128) for _ in range(args.scenes)
+        ],
+    }
+    for xml in args.imglab or []:
+        sets[f"imglab {xml} (square boxes)"] = read_imglab(Path(xml))
+    print_header(f"Detection recall by face height (IoU ≥ 0.5), min_score {base.min_score:.2f}")
+    for title, scenes in sets.items():
+        square = title.startswith("imglab")
+        results = [evaluate(engine, n, s, scenes, no_faces, square) for n, s in variants(base)]
+        print_recall_table(title, results)
+
+
+def settings_from_config(config) -> PrivacyDetectSettings:
+    from daemon.services.privacy import detect_settings
+
+    return detect_settings(config.privacy)
+
+
+def print_header(title: str) -> None:
+    print(f"\n## {title}\n")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or '?'}, python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}; command: {' '.join(sys.argv)}"
+    )
+
+
+# --- HTTP ------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """`python -m daemon run` on 127.0.0.1 with a temp state dir; env overrides config keys."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "FACEGATE_LOGGING_LEVEL": "warning", **env}
+        cmd = [sys.executable, "-m", "daemon", "run", "--port", str(self.port), "--state-dir", str(state_dir)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL)
+        self.state_dir = state_dir
+
+    def wait_ready(self, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"daemon exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        line = (self.state_dir / "tokens").read_text().strip().splitlines()[-1]
+                        return line.rpartition(":")[2]
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.3)
+        raise SystemExit("daemon did not become ready")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def run_clients(
+    url: str, token: str, body: bytes, clients: int, requests: int
+) -> tuple[list[float], float]:
+    """Each client posts `requests / clients` times in a row; latencies (s) and wall time (s)."""
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+
+    async def one(session) -> None:
+        form = aiohttp.FormData()
+        form.add_field("image", body, filename="scene.jpg", content_type="image/jpeg")
+        start = time.perf_counter()
+        async with session.post(url + "/api/v1/blur-faces", data=form, headers=headers) as r:
+            await r.read()
+            if r.status != 200:
+                raise SystemExit(f"HTTP {r.status}: {(await r.text())[:200]}")
+        latencies.append(time.perf_counter() - start)
+
+    async def client(session, n: int) -> None:
+        for _ in range(n):
+            await one(session)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+        for _ in range(3):
+            await one(session)  # warm-up
+        latencies.clear()
+        start = time.perf_counter()
+        per_client = max(1, requests // clients)
+        await asyncio.gather(*(client(session, per_client) for _ in range(clients)))
+        return latencies, time.perf_counter() - start
+
+
+def http_variants() -> list[tuple[str, dict[str, str]]]:
+    return [
+        ("default (tiles + checks)", {}),
+        ("whole frame only (as the seed)", {"FACEGATE_PRIVACY_TILING": "off"}),
+    ]
+
+
+def cmd_http(args: argparse.Namespace) -> None:
+    engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), 1)
+    rng = random.Random(args.seed)
+    sources = source_faces(engine)
+    backgrounds = [read_rgb(p) for p in sorted(NO_FACES.iterdir())]
+    images = {}
+    for label, size in (("1920×1080", (1920, 1080)), ("3840×2160", (3840, 2160))):
+        scene, _ = make_scene(rng, sources, backgrounds, size, 8, size[1] / 40, size[1] / 5)
+        _, buf = cv2.imencode(".jpg", cv2.cvtColor(scene, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        images[label] = buf.tobytes()
+    print_header("POST /api/v1/blur-faces over HTTP (daemon subprocess on 127.0.0.1, show_box=true)")
+    print("\n| variant | image | clients | requests | p50 ms | p99 ms | requests/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, env in http_variants():
+        with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
+            daemon = Daemon(Path(tmp), {"FACEGATE_PRIVACY_CACHE_ENTRIES": "0", **env})
+            try:
+                token = daemon.wait_ready()
+                for label, body in images.items():
+                    for clients in args.clients:
+                        lat, wall = asyncio.run(run_clients(daemon.url, token, body, clients, args.requests))
+                        p50, p99 = (float(np.percentile(lat, q)) * 1000 for q in (50, 99))
+                        print(
+                            f"| {name} | {label} ({len(body) // 1024} kB) | {clients} | {len(lat)} | "
+                            f"{p50:.1f} | {p99:.1f} | {len(lat) / wall:.1f} |"
+                        )
+            finally:
+                daemon.stop()
+    with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
+        daemon = Daemon(Path(tmp), {})
+        try:
+            token = daemon.wait_ready()
+            body = images["1920×1080"]
+            lat, wall = asyncio.run(run_clients(daemon.url, token, body, 1, args.requests))
+            p50, p99 = (float(np.percentile(lat, q)) * 1000 for q in (50, 99))
+            print(
+                f"| cache on, same image again (hits) | 1920×1080 | 1 | {len(lat)} | "
+                f"{p50:.1f} | {p99:.1f} | {len(lat) / wall:.1f} |"
+            )
+        finally:
+            daemon.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    sub = parser.add_subparsers(dest="command", required=True)
+    recall = sub.add_parser("recall", help="detection recall by face size")
+    recall.add_argument("--scenes", type=int, default=30, help="scenes per image size")
+    recall.add_argument("--imglab", action="append", help="a dlib/imglab XML file with face boxes")
+    http = sub.add_parser("http", help="end-to-end latency over HTTP")
+    http.add_argument("--requests", type=int, default=40, help="timed requests per row")
+    http.add_argument("--clients", type=int, nargs="+", default=[1, 4])
+    both = sub.add_parser("all", help="recall, then http")
+    both.add_argument("--scenes", type=int, default=30)
+    both.add_argument("--imglab", action="append")
+    both.add_argument("--requests", type=int, default=40)
+    both.add_argument("--clients", type=int, nargs="+", default=[1, 4])
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    if args.command in ("recall", "all"):
+        cmd_recall(args)
+    if args.command in ("http", "all"):
+        cmd_http(args)
+
+
+if __name__ == "__main__":
+    main()
