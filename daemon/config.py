@@ -203,6 +203,14 @@ class StreamConfig:
         min=0.01,
         max=2,
     )
+    tiles_per_frame: int = setting(
+        2,
+        "tiles of the privacy detector's plan (privacy.tiling, tile_size) run per detection besides "
+        "the whole frame, in turn; small faces are found once per tile cycle and held by the tracker "
+        "(0: whole frame only)",
+        min=0,
+        max=64,
+    )
     lookahead: int = setting(
         1,
         "frames a frame waits for later detections, so a face found a frame late is blurred in the "

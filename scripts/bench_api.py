@@ -24,6 +24,7 @@ import base64
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +202,7 @@ class Run:
     errors: dict[str, int]
     seconds: float
     daemon_cores: float  # the daemon's CPU time / wall time: how many cores it kept busy
+    other_cores: float  # the rest of the machine, without this client: should be ~0 for clean figures
 
 
 async def hammer(daemon: Daemon, path: str, bodies: list[dict], clients: int) -> Run:
@@ -227,11 +230,53 @@ async def hammer(daemon: Daemon, path: str, bodies: list[dict], clients: int) ->
 
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
-        cpu0, started = daemon.cpu_seconds(), time.perf_counter()
+        cpu0, busy0, own0 = daemon.cpu_seconds(), machine_busy_seconds(), own_cpu_seconds()
+        started = time.perf_counter()
         await asyncio.gather(*(client(session) for _ in range(clients)))
         seconds = time.perf_counter() - started
         cores = (daemon.cpu_seconds() - cpu0) / seconds
-    return Run(latencies, errors, seconds, cores)
+        machine = (machine_busy_seconds() - busy0) / seconds
+        own = (own_cpu_seconds() - own0) / seconds
+    return Run(latencies, errors, seconds, cores, max(0.0, machine - cores - own))
+
+
+async def quiet_run(
+    daemon: Daemon, path: str, bodies: Callable[[int], list[dict]], clients: int, attempts: int = 3
+) -> Run:
+    """hammer() when the rest of the machine is idle: wait for a quiet moment (at most 5 min), and run
+    again (up to ``attempts`` times) when other processes took more than 0.2 core meanwhile; the run
+    with the least other load is kept. The machine this was written on is shared with other jobs."""
+    best: Run | None = None
+    for attempt in range(attempts):
+        await wait_quiet(daemon)
+        run = await hammer(daemon, path, bodies(attempt), clients)
+        if best is None or run.other_cores < best.other_cores:
+            best = run
+        if run.other_cores <= 0.2:
+            break
+    assert best is not None
+    return best
+
+
+async def wait_quiet(daemon: Daemon, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy0, cpu0 = machine_busy_seconds(), daemon.cpu_seconds()
+        await asyncio.sleep(2.0)
+        if (machine_busy_seconds() - busy0) - (daemon.cpu_seconds() - cpu0) < 0.2:  # < 0.1 core
+            return
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle, from /proc/stat (to see other load on the machine)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ms(values: list[float], q: float) -> str:
@@ -244,17 +289,18 @@ async def bench_search(daemon: Daemon, requests: int, levels: list[int]) -> list
     warm = await hammer(daemon, "/api/face/search", [body] * 6, 1)
     assert warm.latencies, f"searches fail: {warm.errors}"
     rows = [
-        "| clients | requests | ok | p50 ms | p99 ms | requests/s | daemon CPU (cores) | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| clients | requests | ok | p50 ms | p99 ms | requests/s | daemon cores | other load | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for clients in levels:
         count = max(requests, 10 * clients)
-        run = await hammer(daemon, "/api/face/search", [body] * count, clients)
+        run = await quiet_run(daemon, "/api/face/search", lambda _, n=count: [body] * n, clients)
         rate = len(run.latencies) / run.seconds
         errors = ", ".join(f"{k}: {v}" for k, v in run.errors.items()) or "none"
         rows.append(
             f"| {clients} | {count} | {len(run.latencies)} | {ms(run.latencies, 50)} | "
-            f"{ms(run.latencies, 99)} | {rate:.1f} | {run.daemon_cores:.2f} | {errors} |"
+            f"{ms(run.latencies, 99)} | {rate:.1f} | {run.daemon_cores:.2f} | {run.other_cores:.2f} | "
+            f"{errors} |"
         )
     return rows
 
@@ -285,18 +331,24 @@ async def enroll_real(daemon: Daemon) -> dict[str, str]:
 
 
 async def bench_register(daemon: Daemon, count: int, levels: list[int]) -> list[str]:
-    images = registration_images(count * len(levels))
+    attempts = 3
+    images = [base64.b64encode(b).decode() for b in registration_images(count * len(levels) * attempts)]
     rows = [
-        "| clients | registrations | ok | faces/s | p50 ms | p99 ms | daemon CPU (cores) | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| clients | registrations | ok | faces/s | p50 ms | p99 ms | daemon cores | other load | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for k, clients in enumerate(levels):
-        bodies = [{"image": base64.b64encode(b).decode()} for b in images[k * count : (k + 1) * count]]
-        run = await hammer(daemon, "/api/faces", bodies, clients)
+
+        def bodies(attempt: int, k: int = k) -> list[dict]:
+            first = (k * attempts + attempt) * count  # every attempt registers images not seen yet
+            return [{"image": image} for image in images[first : first + count]]
+
+        run = await quiet_run(daemon, "/api/faces", bodies, clients, attempts)
         errors = ", ".join(f"{key}: {v}" for key, v in run.errors.items()) or "none"
         rows.append(
             f"| {clients} | {count} | {len(run.latencies)} | {len(run.latencies) / run.seconds:.1f} | "
-            f"{ms(run.latencies, 50)} | {ms(run.latencies, 99)} | {run.daemon_cores:.2f} | {errors} |"
+            f"{ms(run.latencies, 50)} | {ms(run.latencies, 99)} | {run.daemon_cores:.2f} | "
+            f"{run.other_cores:.2f} | {errors} |"
         )
     return rows
 

@@ -97,10 +97,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="TFLite threads of the detector")
     parser.add_argument("--detect-every", type=int, default=1)
     parser.add_argument("--method", default="gaussian")
+    parser.add_argument(
+        "--tiles", type=int, help="tiles per detection (default: stream.tiles_per_frame); -1: all tiles"
+    )
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     config = load_config(None, environ={})
+    tiles = config.stream.tiles_per_frame if args.tiles is None else (None if args.tiles < 0 else args.tiles)
     model_paths = ModelPaths.resolve(config.models_path, config.models.embedding)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"writing a {args.frames}-frame {width}×{height} clip…", file=sys.stderr)
@@ -120,7 +124,7 @@ def main() -> int:
         source = VideoFileSource(clip.path, loop=True, paced=not args.unpaced, fps=args.fps)
         pipeline = StreamPipeline(
             CaptureLoop(source),
-            lambda: privacy_detector(VisionEngine(model_paths, args.threads), config),
+            lambda: privacy_detector(VisionEngine(model_paths, args.threads), config, tiles),
             settings,
             sinks=[checker],
         )
@@ -146,15 +150,18 @@ def main() -> int:
     detections = after["detections"] - before["detections"]
     cpu = (cpu_end.user + cpu_end.system - cpu_start.user - cpu_start.system) / (elapsed + 1.0)
     latencies = checker.latencies
-    print(
-        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}"
-    )
+    system = platform.processor() or platform.platform()
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {system}")
     print(f"date: {time.strftime('%Y-%m-%d')}, command: {' '.join(sys.argv)}\n")
     print("| metric | value |\n|---|---|")
     rows = [
         (
             "frame size / source",
             f"{width}×{height}, {'unpaced' if args.unpaced else f'paced {args.fps:g} fps'}",
+        ),
+        (
+            "detection",
+            f"privacy.tiling={config.privacy.tiling}, tiles per frame: {'all' if tiles is None else tiles}",
         ),
         ("captured fps", f"{captured / elapsed:.1f}"),
         ("processed (published) fps", f"{published / elapsed:.1f}"),

@@ -8,6 +8,7 @@ stream route answers 503 in the {"error": …} format.
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import cv2
 import numpy as np
@@ -162,3 +163,20 @@ async def test_a_camera_that_cannot_open_gives_503_with_the_reason(make_client, 
         assert message.startswith("no frame from the camera (camera reconnecting: "), message
     health = await (await client.get("/health")).json()
     assert health["camera"]["capture_state"] == "reconnecting"
+
+
+async def test_picamera2_missing_is_reported_not_fatal(make_client, config, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import picamera2 → ImportError, as on a PC
+    client = await make_client(with_overrides(config, camera={"source": "picamera2"}))
+    for _ in range(100):
+        camera = (await (await client.get("/health")).json())["camera"]
+        if camera["capture_state"] == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert (
+        camera["capture_state"] == "failed" and "apt install python3-picamera2" in camera["last_camera_error"]
+    )
+    response = await client.get("/api/snapshot.jpg", headers=AUTH)
+    assert response.status == 503
+    assert (await response.json())["error"].startswith("no frame from the camera (camera failed: ")
+    assert (await client.get("/health")).status == 200  # the rest of the daemon serves on

@@ -10,7 +10,7 @@ import pytest
 from conftest import FACE_IMAGES, FACES, NO_FACE_IMAGES, NO_FACES, read_rgb
 
 from daemon.config import load_config
-from daemon.services.privacy import detect_settings
+from daemon.services.privacy import detect_settings, split_passes
 from daemon.vision.privacy_detect import (
     Candidate,
     DetectPass,
@@ -22,7 +22,6 @@ from daemon.vision.privacy_detect import (
     is_edge_cut,
     merge_faces,
     plan_passes,
-    split_passes,
     tile_grid,
     tile_starts,
     verify_passes,

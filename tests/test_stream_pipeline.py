@@ -48,7 +48,9 @@ def raw(clip: Clip) -> list[np.ndarray]:
 
 @pytest.fixture
 def detector(engine) -> Callable[[np.ndarray], list]:
-    return privacy_detector(engine, load_config(None, environ={}))
+    """The stream's own detection function (the privacy detector, tiles spread over frames)."""
+    config = load_config(None, environ={})
+    return privacy_detector(engine, config, config.stream.tiles_per_frame)
 
 
 def run_pipeline(
@@ -57,6 +59,7 @@ def run_pipeline(
     settings: PipelineSettings | None = None,
     extra_sinks: tuple = (),
     timeout: float = 30.0,
+    before_stop: Callable[[], object] = lambda: None,
 ) -> tuple[list[PublishedFrame], dict]:
     """Play the clip once through a pipeline; every published frame and the final stats."""
     published: list[PublishedFrame] = []
@@ -70,6 +73,7 @@ def run_pipeline(
         assert pipeline.state == PipelineState.ENDED
         stats = pipeline.stats()
     finally:
+        before_stop()
         pipeline.stop(timeout=2.0)
     return published, stats
 
@@ -225,12 +229,12 @@ def test_a_stalled_detector_yields_only_failsafe_frames(clip: Clip, raw: list[np
         release.wait(30)
         return []
 
-    try:
-        published, _ = run_pipeline(clip, lambda: stuck, PipelineSettings(stall_seconds=0.3))
-    finally:
-        release.set()
+    published, stats = run_pipeline(
+        clip, lambda: stuck, PipelineSettings(stall_seconds=0.3), before_stop=release.set
+    )
     assert_all_failsafe(published, clip, raw)
     assert len(published) >= 5  # the status keeps coming while the detector hangs
+    assert stats["detector"] == "detector stalled" and stats["state"] == "ended"
 
 
 def test_a_missing_model_yields_only_failsafe_frames(clip: Clip, raw: list[np.ndarray]) -> None:
@@ -263,7 +267,10 @@ def test_the_pipeline_recovers_after_detector_errors(clip: Clip, raw: list[np.nd
 def test_recording_holds_only_blurred_frames(
     tmp_path: Path, clip: Clip, raw: list[np.ndarray], detector
 ) -> None:
-    recorder = StreamRecorder(tmp_path / "rec", fps=FPS, segment_seconds=1.0, keep_segments=2)
+    # A queue longer than the clip: no frame can be dropped, so recorded frames line up with published ones.
+    recorder = StreamRecorder(
+        tmp_path / "rec", fps=FPS, segment_seconds=1.0, keep_segments=2, queue_frames=128
+    )
     recorder.start()
     try:
         published, _ = run_pipeline(clip, lambda: detector, extra_sinks=(recorder,))

@@ -5,17 +5,15 @@ Threads (none of them is the event loop):
 * capture (daemon.camera.capture): reads the camera, keeps the newest frame;
 * feeder: moves every frame it gets into the fail-closed gate and offers the due ones to the detector
   through a one-frame mailbox (newest wins, so a slow detector works on current frames);
-* detector: owns its own detection function, built in the thread from ``detector_factory`` (its own
-  VisionEngine: an interpreter is not thread-safe, and the shared inference pool serves HTTP
-  requests: a burst of API calls must not stall the stream, and the stream must not eat the pool's
-  503 budget);
+* detector: owns its detection function, built in the thread by ``detector_factory`` (with its own
+  VisionEngine, see daemon.services.stream for why not the inference pool);
 * renderer: releases frames through the gate (daemon.camera.failclosed), blurs them, encodes one JPEG
   per frame (only when someone wants it) and hands the result to the sinks (the HTTP hub, the
   recorder).
 
-The renderer publishes a frame only through the gate, or, when the detector has failed, stalled
-(busy or silent for ``stall_seconds``) or never loaded, as a failsafe frame (the whole picture
-destroyed, with a status line). The raw frame object never reaches a sink.
+The renderer publishes a frame only through the gate, or, when the detector has failed, stalled (busy
+for ``stall_seconds``) or never loaded, as a failsafe frame (the whole picture destroyed, with a
+status line). The raw frame object never reaches a sink.
 """
 
 from __future__ import annotations
@@ -107,7 +105,6 @@ class StreamPipeline:
         self._detector_error: str | None = None  # the last call failed (cleared by a success)
         self._detector_failed: str | None = None  # could not be built: permanent
         self._state = PipelineState.STOPPED
-        self._latest: PublishedFrame | None = None
         self._counts = collections.Counter[str]()
         self._detect_ms: collections.deque[float] = collections.deque(maxlen=100)
         self._latency_ms: collections.deque[float] = collections.deque(maxlen=100)
@@ -155,23 +152,6 @@ class StreamPipeline:
     def state(self) -> PipelineState:
         with self._cond:
             return self._state
-
-    def latest(self) -> PublishedFrame | None:
-        with self._cond:
-            return self._latest
-
-    def wait_published(self, after_index: int = -1, timeout: float | None = None) -> PublishedFrame | None:
-        """Block until a frame newer than ``after_index`` is published (None on timeout or end)."""
-        with self._cond:
-            self._cond.wait_for(
-                lambda: (
-                    (self._latest is not None and self._latest.index > after_index)
-                    or self._state in (PipelineState.ENDED, PipelineState.STOPPED)
-                ),
-                timeout,
-            )
-            latest = self._latest
-        return latest if latest is not None and latest.index > after_index else None
 
     def stats(self) -> dict[str, Any]:
         """Metrics for /health and /api/stream/info."""
@@ -304,6 +284,8 @@ class StreamPipeline:
     # -- renderer helpers (caller holds self._cond unless said otherwise) -------------------------
 
     def _has_work(self) -> bool:
+        if self._gate.pending == 0:
+            return self._input_done()  # only the end to report
         now = time.monotonic()
         return self._gate.ready() or self._flushing(now) or self._failsafe_reason(now) is not None
 
@@ -327,14 +309,9 @@ class StreamPipeline:
         return head is not None and self._detector_idle() and now - head > self.settings.stall_seconds
 
     def _failsafe_reason(self, now: float) -> str | None:
-        if self._detector_failed is not None:
-            return "detector unavailable"
-        if self._detector_error is not None:
-            return "detector error"
-        busy = self._detector_busy_since
-        if busy is not None and now - busy > self.settings.stall_seconds:
-            return "detector stalled"
-        return None
+        """The status line of failsafe frames, or None when the detector can vouch for frames."""
+        status = self._detector_status(now)
+        return None if status == "ok" else status.partition(":")[0]
 
     def _next_jobs(self, now: float) -> tuple[list[tuple[Frame, list[Box] | None, str | None]], bool]:
         reason = self._failsafe_reason(now)
@@ -380,7 +357,6 @@ class StreamPipeline:
             regions=tuple(boxes),
         )
         with self._cond:
-            self._latest = published
             self._counts["published"] += 1
             if published.failsafe:
                 self._counts["failsafe"] += 1
@@ -401,7 +377,7 @@ class StreamPipeline:
             return self._detector_error
         busy = self._detector_busy_since
         if busy is not None and now - busy > self.settings.stall_seconds:
-            return "stalled"
+            return "detector stalled"
         return "ok"
 
 

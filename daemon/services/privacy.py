@@ -18,12 +18,14 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from daemon.config import PrivacyConfig
+from daemon.errors import ImageError
 from daemon.services.workers import InferencePool
 from daemon.vision.blur import blur_regions, cover_region, draw_boxes, gaussian_kernel_size
 from daemon.vision.image import ImageLimits, decode_image, encode_jpeg
@@ -38,7 +40,6 @@ from daemon.vision.privacy_detect import (
     plan_passes,
     run_passes,
     scale_faces,
-    split_passes,
     verify_passes,
 )
 from daemon.vision.types import Face
@@ -48,8 +49,8 @@ audit = logging.getLogger("facegate.privacy")
 Output = Literal["image", "json"]
 # JPEG's own limit on a side; the real bound on size is privacy.max_pixels.
 MAX_SIDE_PIXELS = 65535
-# Below this many passes spreading them over workers costs more in hand-overs than it saves.
-MIN_PASSES_TO_SPLIT = 4
+# A single pass is not worth a hand-over (~0.2 ms each; a pass costs ~6 ms).
+MIN_PASSES_TO_SPLIT = 2
 
 
 def detect_settings(config: PrivacyConfig) -> PrivacyDetectSettings:
@@ -68,6 +69,18 @@ def detect_settings(config: PrivacyConfig) -> PrivacyDetectSettings:
         sure_score=config.sure_score,
         verify_score=config.verify_score,
     )
+
+
+def split_passes(passes: Sequence[DetectPass], parts: int) -> list[list[DetectPass]]:
+    """Passes dealt into ``parts`` lists of about equal cost (to run on several engines at once)."""
+    parts = max(1, min(parts, len(passes)))
+    buckets: list[list[DetectPass]] = [[] for _ in range(parts)]
+    loads = [0] * parts
+    for p in sorted(passes, key=lambda p: -p.cost):
+        i = loads.index(min(loads))
+        buckets[i].append(p)
+        loads[i] += p.cost
+    return buckets
 
 
 def image_limits(config: PrivacyConfig) -> ImageLimits:
@@ -195,7 +208,19 @@ class PrivacyService:
         result = self.cache.get(key)
         cached = result is not None
         if result is None:
-            result = await self._compute(data, options)
+            try:
+                result = await self._compute(data, options)
+            except ImageError as exc:
+                audit.info(
+                    "%s client=%s principal=%s bytes=%d rejected=%s ms=%.1f",
+                    caller.operation,
+                    caller.client,
+                    caller.principal,
+                    len(data),
+                    exc.reason,
+                    (time.perf_counter() - started) * 1000,
+                )
+                raise
             self.cache.put(key, result)
         elapsed = (time.perf_counter() - started) * 1000
         audit.info(

@@ -30,7 +30,18 @@ from daemon.config import Config
 from daemon.errors import FacegateError
 from daemon.services.privacy import detect_settings
 from daemon.vision.engine import VisionEngine
-from daemon.vision.privacy_detect import detect_for_privacy
+from daemon.vision.privacy_detect import (
+    PrivacyDetectSettings,
+    confirm,
+    detect_for_privacy,
+    detection_image,
+    detection_scale,
+    merge_faces,
+    plan_passes,
+    run_passes,
+    scale_faces,
+    verify_passes,
+)
 from daemon.vision.types import Face
 
 DEFAULT_FPS = 25.0
@@ -72,15 +83,63 @@ class VideoBlurResult:
     seconds: float
 
 
-def privacy_detector(engine: VisionEngine, config: Config) -> Callable[[np.ndarray], list[Face]]:
+def privacy_detector(
+    engine: VisionEngine, config: Config, tiles_per_call: int | None = None
+) -> Callable[[np.ndarray], list[Face]]:
     """The one detection function of the stream and of video files: the blur API's high-recall
-    detector (full-range model, tiles for small faces, config section ``privacy``)."""
+    detector (full-range model, tiles for small faces, config section ``privacy``).
+
+    ``tiles_per_call`` None runs every pass of the plan on every frame (files: thorough, not real
+    time); a number spreads the tiles over successive calls (the stream, see RotatingDetector).
+    """
     settings = detect_settings(config.privacy)
+    if tiles_per_call is not None:
+        return RotatingDetector(engine, settings, tiles_per_call)
 
     def detect(rgb: np.ndarray) -> list[Face]:
         return detect_for_privacy(engine, rgb, settings)
 
     return detect
+
+
+class RotatingDetector:
+    """detect_for_privacy spread over successive frames, for a stream that must keep its frame rate.
+
+    Every call runs the whole-frame pass(es) and the next ``tiles_per_call`` tiles of the plan in
+    turn (0: whole frame only). A face too small for the whole-frame pass is found when its tile
+    comes round (every len(tiles) / tiles_per_call calls) and the tracker holds it in between, which
+    is why stream.hold_seconds must exceed one tile cycle. Not thread-safe (one detector thread).
+    """
+
+    def __init__(self, engine: VisionEngine, settings: PrivacyDetectSettings, tiles_per_call: int) -> None:
+        if tiles_per_call < 0:
+            raise ValueError("tiles_per_call must be >= 0")
+        self._engine = engine
+        self._settings = settings
+        self._per_call = tiles_per_call
+        self._next = 0
+
+    def __call__(self, rgb: np.ndarray) -> list[Face]:
+        settings = self._settings
+        small, scale = detection_image(rgb, settings.max_side)
+        height, width = small.shape[:2]
+        plan = plan_passes(width, height, settings)
+        passes = [p for p in plan if p.roi is None]
+        tiles = [p for p in plan if p.roi is not None]
+        if tiles and self._per_call:
+            count = min(self._per_call, len(tiles))
+            passes += [tiles[(self._next + i) % len(tiles)] for i in range(count)]
+            self._next = (self._next + count) % len(tiles)
+        candidates = merge_faces(run_passes(self._engine, small, passes, settings), settings)
+        checks = run_passes(self._engine, small, verify_passes(candidates, width, height), settings)
+        return scale_faces(confirm(candidates, checks), scale)
+
+    def cycle(self, width: int, height: int) -> int:
+        """Calls needed to visit every tile once for frames of this size (1 without tiles)."""
+        small_scale = detection_scale(width, height, self._settings.max_side)
+        plan = plan_passes(round(width * small_scale), round(height * small_scale), self._settings)
+        tiles = sum(p.roi is not None for p in plan)
+        return max(1, -(-tiles // self._per_call)) if tiles and self._per_call else 1
 
 
 def probe_video(path: Path) -> VideoInfo:

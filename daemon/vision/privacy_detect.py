@@ -8,27 +8,29 @@ full-range model's input cannot be resized under XNNPACK (its reshape refuses ot
 the way to a higher effective resolution.
 
 Passes (plan_passes): the whole frame (faces large enough to be cut by tile edges), then a grid of
-tiles; "pyramid" adds the levels in between (tiles of 2×, 4× … the finest size) so mid-size faces that
-straddle fine tile edges are seen whole at a coarser level. Large images are first shrunk to at most
+tiles; "pyramid" adds the levels in between (tiles of 2×, 4× … the finest size) for mid-size faces that
+straddle fine tile edges (on the generated benchmark scenes it found nothing the grid missed: the
+overlap already keeps such faces whole in one tile). Large images are first shrunk to at most
 ``max_side`` pixels on their longest side, bounding the work per image; the results are mapped back to
 full-resolution pixels. Small images are tiled finer (down to the model's own input size, never
 upscaled) while the grid stays within ``max_fine_tiles`` tiles: cheap, and it finds much smaller faces.
 
 Merging (merge_faces): detections of all passes overlap heavily (every face is seen by the whole frame
 and by one to four tiles). They are grouped by IoU or by containment (a partial box inside a whole
-one), and each group becomes one face: the score-weighted mean of its IoU-overlapping members, the best
-score. A detection cut by a tile's inner edge, small enough that a neighbouring tile sees it whole, only
-counts when nothing else found that face, so a face is never reported twice.
+one), and each group becomes one face: the score-weighted mean of the members that agree with the best
+one (IoU > 0.5), with the best score. A detection cut by a tile's inner edge, small enough that a
+neighbouring tile sees it whole, only counts when nothing else found that face: no face twice.
 
 Checking (verify_passes / confirm): zoomed into, textures (galaxies, engine parts, foliage) make the
-model fire up to ~0.6–0.77 where the whole frame never passes 0.26. So a face found only by tiles and
+model fire up to ~0.6–0.77 (on the no-face test images the whole frame stays ≤ 0.26, their tiles do
+not: 15 false faces at 0.35 without checks). So a face found only by tiles and
 scoring below ``sure_score`` is checked: the full-range model runs once more on a crop of 4× the face's
 size (the face ~48 px in the model input), and the face stays if that run finds it at
 ``verify_score`` or more. On the generated test scenes every true face checked scored ≥ 0.72, while
-95 % of the textures scored ≤ 0.53.
+95 % of the textures scored ≤ 0.53. Whole-frame faces are not checked: recall first.
 
-The plan is data (DetectPass), so a caller can spread one image's passes over several engines (the blur
-API) or over successive frames (a stream), then merge.
+The plan is data (DetectPass, with a relative cost), so a caller can spread one image's passes over
+several engines (the blur API) or over successive frames (a stream), then merge.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -61,6 +63,14 @@ VERIFY_ZOOM = 4.0
 PASS_COST = {"full": 3, "short": 1}
 
 
+class Detects(Protocol):
+    """What the detector needs of an engine (daemon.vision.engine.VisionEngine)."""
+
+    def detect(
+        self, image: np.ndarray, model: ModelKind = ..., min_score: float | None = ..., roi: Roi | None = ...
+    ) -> list[Face]: ...
+
+
 @dataclass(frozen=True)
 class PrivacyDetectSettings:
     """How hard to look for faces to blur (config section ``privacy``)."""
@@ -68,7 +78,7 @@ class PrivacyDetectSettings:
     min_score: float
     models: Literal["full", "both"] = "full"
     tiling: Literal["off", "grid", "pyramid"] = "pyramid"
-    tile_size: int = 384  # finest tile side in pixels of the detection image: faces ≥ ~tile_size/12 px
+    tile_size: int = 384  # finest tile side (detection-image px): faces ≥ ~tile_size/12 px found reliably
     overlap: float = 0.25  # share of a tile shared with its neighbour (faces up to this size never cut)
     max_side: int = 1920  # images are shrunk to this longest side for detection
     max_fine_tiles: int = 24  # small images: tile finer than tile_size while the grid has ≤ this many
@@ -148,15 +158,11 @@ def tile_starts(length: int, tile: int, overlap_px: int) -> list[int]:
     """
     if tile >= length:
         return [0]
-    step = tile - overlap_px
-    count = math.ceil((length - overlap_px) / step)
-    count = max(2, count)
+    count = max(2, math.ceil((length - overlap_px) / (tile - overlap_px)))
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
-def tile_grid(
-    width: int, height: int, tile: int, overlap: float, model: ModelKind = "full"
-) -> list[DetectPass]:
+def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[DetectPass]:
     """Overlapping square tiles of side ``tile`` covering a width×height image (clipped at its edges)."""
     overlap_px = round(tile * overlap)
     xs = tile_starts(width, tile, overlap_px)
@@ -166,13 +172,8 @@ def tile_grid(
         for x in xs:
             x2, y2 = min(width, x + tile), min(height, y + tile)
             inner = (x > 0, y > 0, x2 < width, y2 < height)
-            passes.append(DetectPass(model, (x, y, x2, y2), inner, overlap_px))
+            passes.append(DetectPass("full", (x, y, x2, y2), inner, overlap_px))
     return passes
-
-
-def grid_size(width: int, height: int, tile: int, overlap: float) -> int:
-    overlap_px = round(tile * overlap)
-    return len(tile_starts(width, tile, overlap_px)) * len(tile_starts(height, tile, overlap_px))
 
 
 def finest_tile(width: int, height: int, settings: PrivacyDetectSettings) -> int:
@@ -182,7 +183,7 @@ def finest_tile(width: int, height: int, settings: PrivacyDetectSettings) -> int
     floor = DETECTOR_KINDS["full"].input_size
     while (
         tile // 2 >= floor
-        and grid_size(width, height, tile // 2, settings.overlap) <= settings.max_fine_tiles
+        and len(tile_grid(width, height, tile // 2, settings.overlap)) <= settings.max_fine_tiles
     ):
         tile //= 2
     return tile
@@ -215,18 +216,6 @@ def plan_passes(width: int, height: int, settings: PrivacyDetectSettings) -> lis
     return passes
 
 
-def split_passes(passes: Sequence[DetectPass], parts: int) -> list[list[DetectPass]]:
-    """Passes dealt into ``parts`` lists of about equal cost (to run on several engines at once)."""
-    parts = max(1, min(parts, len(passes)))
-    buckets: list[list[DetectPass]] = [[] for _ in range(parts)]
-    loads = [0] * parts
-    for p in sorted(passes, key=lambda p: -p.cost):
-        i = loads.index(min(loads))
-        buckets[i].append(p)
-        loads[i] += p.cost
-    return buckets
-
-
 def pass_threshold(p: DetectPass, settings: PrivacyDetectSettings) -> float:
     if p.target is not None:
         return settings.verify_score
@@ -236,7 +225,7 @@ def pass_threshold(p: DetectPass, settings: PrivacyDetectSettings) -> float:
 
 
 def run_passes(
-    engine, image_rgb: np.ndarray, passes: Iterable[DetectPass], settings: PrivacyDetectSettings
+    engine: Detects, image_rgb: np.ndarray, passes: Iterable[DetectPass], settings: PrivacyDetectSettings
 ) -> list[PassResult]:
     """Run each pass with engine.detect (one thread: the engine is not thread-safe)."""
     results = []
@@ -308,8 +297,6 @@ def _merge(faces: Sequence[Face], whole: Sequence[bool]) -> list[tuple[Face, boo
 
 
 def _overlaps_any(face: Face, others: Sequence[Face], threshold: float) -> bool:
-    if not others:
-        return False
     boxes = np.asarray([face.box] + [f.box for f in others], dtype=np.float64)
     iou, contained = _overlaps(boxes)
     return bool(np.any(iou[0, 1:] > threshold) or np.any(contained[0, 1:] > threshold))
@@ -331,7 +318,7 @@ def merge_faces(results: Iterable[PassResult], settings: PrivacyDetectSettings) 
     kept = _merge(primary, primary_whole)
     faces = [f for f, _ in kept]
     for face, _ in _merge(edge, [False] * len(edge)):
-        if not _overlaps_any(face, faces, EDGE_OVERLAP):
+        if not faces or not _overlaps_any(face, faces, EDGE_OVERLAP):
             kept.append((face, False))
             faces.append(face)
     candidates = [
@@ -389,7 +376,7 @@ def scale_faces(faces: Iterable[Face], scale: float) -> list[Face]:
     ]
 
 
-def detect_for_privacy(engine, image_rgb: np.ndarray, settings: PrivacyDetectSettings) -> list[Face]:
+def detect_for_privacy(engine: Detects, image_rgb: np.ndarray, settings: PrivacyDetectSettings) -> list[Face]:
     """Every face to blur in image_rgb (uint8 HxWx3 RGB), in its full-resolution pixels, best first.
 
     engine is a VisionEngine (anything with detect(image, model, min_score=, roi=)); one thread at a
