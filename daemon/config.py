@@ -142,9 +142,9 @@ class PrivacyConfig:
     models: Literal["full", "both"] = setting(
         "full", "detectors: the full-range model, or both (the short-range one on the whole frame too)"
     )
-    tiling: Literal["off", "grid", "pyramid"] = setting(
+    tiling: Literal["none", "grid", "pyramid"] = setting(
         "grid",
-        "small faces: off (whole frame only), grid (whole frame + tiles of tile_size), pyramid (also "
+        "small faces: none (whole frame only), grid (whole frame + tiles of tile_size), pyramid (also "
         "tiles of 2×, 4× … tile_size)",
     )
     tile_size: int = setting(

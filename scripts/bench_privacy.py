@@ -260,8 +260,8 @@ class CountingEngine:
 
 def variants(base: PrivacyDetectSettings) -> list[tuple[str, PrivacyDetectSettings]]:
     return [
-        ("whole frame only", replace(base, tiling="off")),
-        ("whole frame + short-range", replace(base, tiling="off", models="both")),
+        ("whole frame only", replace(base, tiling="none")),
+        ("whole frame + short-range", replace(base, tiling="none", models="both")),
         ("grid 384", replace(base, tiling="grid", tile_size=384)),
         ("pyramid 384", replace(base, tiling="pyramid", tile_size=384)),
         ("grid 512", replace(base, tiling="grid", tile_size=512)),

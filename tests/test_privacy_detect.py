@@ -90,7 +90,7 @@ def test_grid_marks_inner_edges() -> None:
 
 
 def test_plans_per_tiling_mode() -> None:
-    base = PrivacyDetectSettings(min_score=0.35, tile_size=384, tiling="off")
+    base = PrivacyDetectSettings(min_score=0.35, tile_size=384, tiling="none")
     assert plan_passes(1920, 1080, base) == [DetectPass("full", None)]
     grid = plan_passes(1920, 1080, replace(base, tiling="grid"))
     pyramid = plan_passes(1920, 1080, replace(base, tiling="pyramid"))
@@ -216,7 +216,7 @@ def matched(found: list[Face], truth) -> int:
 
 def test_tiles_find_small_faces_the_whole_frame_misses(engine, settings, small_faces_scene) -> None:
     image, truth = small_faces_scene
-    whole_only = detect_for_privacy(engine, image, replace(settings, tiling="off"))
+    whole_only = detect_for_privacy(engine, image, replace(settings, tiling="none"))
     assert matched(whole_only, truth) < len(truth) - 1
     # Default tiles (640 px): a 40-px face is ~12 px in the model input, found most of the time.
     assert matched(detect_for_privacy(engine, image, settings), truth) >= len(truth) - 1

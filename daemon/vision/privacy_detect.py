@@ -77,7 +77,7 @@ class PrivacyDetectSettings:
 
     min_score: float
     models: Literal["full", "both"] = "full"
-    tiling: Literal["off", "grid", "pyramid"] = "pyramid"
+    tiling: Literal["none", "grid", "pyramid"] = "pyramid"
     tile_size: int = 384  # finest tile side (detection-image px): faces ≥ ~tile_size/12 px found reliably
     overlap: float = 0.25  # share of a tile shared with its neighbour (faces up to this size never cut)
     max_side: int = 1920  # images are shrunk to this longest side for detection
@@ -191,7 +191,7 @@ def finest_tile(width: int, height: int, settings: PrivacyDetectSettings) -> int
 
 def tile_levels(width: int, height: int, settings: PrivacyDetectSettings) -> list[int]:
     """Tile sides to run, finest first (empty when the whole frame is already fine enough)."""
-    if settings.tiling == "off":
+    if settings.tiling == "none":
         return []
     longest = max(width, height)
     finest = finest_tile(width, height, settings)
