@@ -2,7 +2,7 @@
 
 Integrators already call these paths, so the wire format is the seed service's: multipart ``image``,
 JPEG answers, errors as ``{"error": <str>}`` with "No image provided" and "Invalid image format" for
-the two cases its clients know. Decisions of ours (docs/api_privacy.md): an upload over
+the two cases its clients know. Decisions of ours (docs/API.md, Privacy API): an upload over
 ``privacy.max_bytes`` or ``privacy.max_pixels`` is 413, not 400, so a client can tell "shrink it" from
 "broken file"; WebP and BMP are accepted (sniffed from the bytes, never from the filename).
 
