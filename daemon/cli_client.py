@@ -208,8 +208,8 @@ def search(client: DeviceClient, args: argparse.Namespace) -> None:
     d = data.get("detectionResult", {})
     print(
         f"face at left {d.get('left')} top {d.get('top')} right {d.get('right')} bottom {d.get('bottom')}"
-        f"  quality {d.get('quality')}  yaw {d.get('yaw')} pitch {d.get('pitch')} roll {d.get('roll')}"
-        f"  blurness {d.get('blurness')}"
+        f"  quality {_num(d.get('quality'), 2)}  yaw {d.get('yaw')} pitch {d.get('pitch')}"
+        f" roll {d.get('roll')}  blurness {_num(d.get('blurness'), 0)}"
     )
     hits = [(rank, data.get(f"top{rank}") or {}) for rank in range(1, args.top + 1)]
     hits = [(rank, hit) for rank, hit in hits if hit]
@@ -218,6 +218,10 @@ def search(client: DeviceClient, args: argparse.Namespace) -> None:
     for rank, hit in hits:
         in_groups = ",".join(g["groupId"] for g in hit.get("group", []))
         print(
-            f"top{rank}: score {hit['searchScore']}  faceToken {hit['faceToken']}  "
+            f"top{rank}: score {_num(hit['searchScore'], 1)}  faceToken {hit['faceToken']}  "
             f"description {hit.get('description', '')!r}  groups {in_groups}"
         )
+
+
+def _num(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else str(value)

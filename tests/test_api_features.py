@@ -263,7 +263,8 @@ async def test_auth_in_the_feature_format(client, path, method):
 
 
 @pytest.mark.parametrize(
-    "content_type", ["multipart/form-data", "multipart/form-data; boundary=xyz", "multipart/mixed; boundary=a"]
+    "content_type",
+    ["multipart/form-data", "multipart/form-data; boundary=xyz", "multipart/mixed; boundary=a"],
 )
 async def test_a_malformed_multipart_body_is_a_400(client, content_type):
     headers = {**AUTH, "Content-Type": content_type}
