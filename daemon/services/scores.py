@@ -2,8 +2,8 @@
 
 compareScore, searchScore, group thresholds and the feature API's similarity (score / 100) all use it,
 so the same number means the same thing everywhere. It is piecewise linear between anchor points
-(distance → score), decreasing; the defaults and the data behind them are in docs/ARCHITECTURE.md
-("Scores"). Distances are Euclidean between raw (not normalised) dlib descriptors.
+(distance → score), decreasing; the defaults and the data behind them are in docs/SCORES.md.
+Distances are Euclidean between raw (not normalised) dlib descriptors.
 """
 
 from __future__ import annotations
