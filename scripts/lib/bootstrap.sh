@@ -55,11 +55,16 @@ ensure_venv() {
       || pkgs+=(python3-dev)
     "$VENV/bin/python" -c 'import systemd.daemon' 2>/dev/null || apt_install "${pkgs[@]}"
   fi
-  stamp="$VENV/.facegate-installed"
-  want="$extra $(cat "$FACEGATE_ROOT/setup.cfg" "$FACEGATE_ROOT/constraints.txt" | sha256sum | cut -c1-16)"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    return 0
-  fi
+  want=$(cat "$FACEGATE_ROOT/setup.cfg" "$FACEGATE_ROOT/constraints.txt" | sha256sum | cut -c1-16)
+  stamp="$VENV/.facegate-installed-${extra:-runtime}"
+  # The test extra includes the runtime, so a venv set up for tests also serves scripts/run.
+  local candidates=("$stamp") done
+  [ -z "$extra" ] && candidates+=("$VENV/.facegate-installed-test")
+  for done in "${candidates[@]}"; do
+    if [ -f "$done" ] && [ "$(cat "$done")" = "$want" ]; then
+      return 0
+    fi
+  done
   say "installing Python packages into $VENV (pinned by constraints.txt)"
   local target="$FACEGATE_ROOT"
   [ -n "$extra" ] && target="$FACEGATE_ROOT[$extra]"
