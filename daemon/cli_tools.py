@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from daemon.app import engine_from_config
-from daemon.config import load_config
+from daemon.config import Config, load_config
 from daemon.errors import FacegateError
 from daemon.services.scores import ScoreMapping
 from daemon.vision.engine import ModelPaths, VisionEngine
@@ -45,8 +45,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         sub.choices[name].add_argument("--config", type=Path, help="YAML config (models dir, variant)")
 
 
-def _engine(args: argparse.Namespace) -> VisionEngine:
-    config = load_config(args.config)
+def _engine(config: Config) -> VisionEngine:
     return engine_from_config(config, ModelPaths.resolve(config.models_path, config.models.embedding))
 
 
@@ -79,7 +78,7 @@ def _for_each_image(paths: list[Path], work) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = _engine(load_config(args.config))
 
     def work(path: Path) -> None:
         faces = engine.detect(_read(path), args.model, args.min_score)
@@ -95,7 +94,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = _engine(load_config(args.config))
 
     def work(path: Path) -> None:
         analysis = engine.analyze_largest(_read(path))
@@ -115,8 +114,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    engine = _engine(args)
     config = load_config(args.config)
+    engine = _engine(config)
     mapping = ScoreMapping(config.scores.anchors)
     analyses = []
     for path in (args.image_a, args.image_b):

@@ -145,6 +145,7 @@ def apply_env_overrides(data: dict, cls: type, environ: typing.Mapping[str, str]
 def render_defaults(cls: type, indent: int = 0) -> list[str]:
     """The documented default YAML for a config class: config/facegate.yaml is exactly this text."""
     lines: list[str] = []
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         pad = " " * indent
@@ -159,17 +160,9 @@ def render_defaults(cls: type, indent: int = 0) -> list[str]:
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         if lo is not None or hi is not None:
             doc += f" [{'' if lo is None else lo}..{'' if hi is None else hi}]"
-        choices = _literal_choices(f.type)
+        choices = get_args(hints[f.name]) if get_origin(hints[f.name]) is Literal else ()
         if choices:
             doc += f" (one of: {', '.join(choices)})"
         lines.append(f"{pad}# {doc}")
         lines.append(f"{pad}{f.name}: {json.dumps(default)}")
     return lines
-
-
-def _literal_choices(tp: Any) -> list[str]:
-    text = str(tp)
-    if "Literal[" not in text:
-        return []
-    inner = text[text.index("Literal[") + len("Literal[") :].split("]")[0]
-    return [c.strip().strip("'\"") for c in inner.split(",")]

@@ -46,16 +46,11 @@ sys.path.insert(0, str(REPO))
 from daemon.library import db, faces  # noqa: E402
 from daemon.library.types import DEFAULT_GROUP, Rect  # noqa: E402
 from daemon.vision.embed import DESCRIPTOR_SIZE, MODEL_FAMILY  # noqa: E402
+from daemon.vision.image import encode_jpeg  # noqa: E402
 
 FACES = REPO / "tests" / "data" / "faces"
 NORM = 1.37  # about the length of a dlib descriptor
 ENROLLED = ("obama.jpg", "biden.jpg", "astronaut.png")
-
-
-def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return buf.tobytes()
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -66,7 +61,7 @@ def fill_library(path: Path, n: int, seed: int = 1) -> float:
     """n synthetic faces bound to `default`, in one transaction; returns the seconds it took."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    crop = jpeg(cv2.resize(read_rgb(FACES / "obama.jpg")[150:420, 350:630], (112, 112)), 80)
+    crop = encode_jpeg(cv2.resize(read_rgb(FACES / "obama.jpg")[150:420, 350:630], (112, 112)), 80)
     model_id = f"{MODEL_FAMILY}/int8"
     conn = db.connect(path)
     try:
@@ -169,7 +164,7 @@ def search_image() -> bytes:
     canvas = np.full((480, 640, 3), 120, np.uint8)
     x = (640 - small.shape[1]) // 2
     canvas[:, x : x + small.shape[1]] = small
-    return jpeg(canvas)
+    return encode_jpeg(canvas)
 
 
 def registration_images(n: int, seed: int = 2) -> list[bytes]:
@@ -192,7 +187,7 @@ def registration_images(n: int, seed: int = 2) -> list[bytes]:
         m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-6, 6), 1.0)
         img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
         img = np.clip(img.astype(np.float32) * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8)
-        images.append(jpeg(img, int(rng.integers(85, 96))))
+        images.append(encode_jpeg(img, int(rng.integers(85, 96))))
     return images
 
 

@@ -48,6 +48,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from daemon.config import PACKAGE_MODELS_DIR, load_config  # noqa: E402
+from daemon.services.privacy import detect_settings  # noqa: E402
+from daemon.vision.boxes import box_iou  # noqa: E402
 from daemon.vision.engine import ModelPaths, VisionEngine  # noqa: E402
 from daemon.vision.privacy_detect import (  # noqa: E402
     PrivacyDetectSettings,
@@ -160,15 +162,6 @@ def make_scene(
     return scene, boxes
 
 
-def iou(a: Box, b: Box) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def as_square(box: Box) -> Box:
     x1, y1, x2, y2 = box
     side = math.sqrt(max(0.0, x2 - x1) * max(0.0, y2 - y1))
@@ -179,7 +172,7 @@ def as_square(box: Box) -> Box:
 def count_matches(truth: list[Box], found: list[Box], threshold: float = 0.5) -> tuple[list[bool], int]:
     """Greedy one-to-one matching: which true boxes were found, and how many detections matched none."""
     pairs = sorted(
-        ((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True
+        ((box_iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True
     )
     hit, used = [False] * len(truth), [False] * len(found)
     for score, i, j in pairs:
@@ -188,7 +181,7 @@ def count_matches(truth: list[Box], found: list[Box], threshold: float = 0.5) ->
         if not hit[i] and not used[j]:
             hit[i] = used[j] = True
     extra = sum(
-        1 for j, f in enumerate(found) if not used[j] and max((iou(f, t) for t in truth), default=0) < 0.1
+        1 for j, f in enumerate(found) if not used[j] and max((box_iou(f, t) for t in truth), default=0) < 0.1
     )
     return hit, extra
 
@@ -304,7 +297,7 @@ def read_imglab(path: Path) -> list[tuple[np.ndarray, list[Box]]]:
 
 def cmd_recall(args: argparse.Namespace) -> None:
     config = load_config(None, environ={})
-    base = settings_from_config(config)
+    base = detect_settings(config.privacy)
     engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), 1)
     rng = random.Random(args.seed)
     sources = source_faces(engine)
@@ -325,12 +318,6 @@ def cmd_recall(args: argparse.Namespace) -> None:
         square = title.startswith("imglab")
         results = [evaluate(engine, n, s, scenes, no_faces, square) for n, s in variants(base)]
         print_recall_table(title, results)
-
-
-def settings_from_config(config) -> PrivacyDetectSettings:
-    from daemon.services.privacy import detect_settings
-
-    return detect_settings(config.privacy)
 
 
 def model_run_ms(engine: VisionEngine) -> str:

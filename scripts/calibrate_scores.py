@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from daemon.config import PACKAGE_MODELS_DIR  # noqa: E402
 from daemon.services.scores import DEFAULT_ANCHORS, ScoreMapping  # noqa: E402
-from daemon.vision.align import box_iou  # noqa: E402
+from daemon.vision.boxes import box_iou  # noqa: E402
 from daemon.vision.engine import FaceAnalysis, ModelPaths, VisionEngine  # noqa: E402
 from daemon.vision.types import Face  # noqa: E402
 

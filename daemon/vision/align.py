@@ -92,11 +92,3 @@ def refine_roi(face: Face, width: int, height: int, factor: float = 2.0) -> tupl
     if x2 - x1 < 16 or y2 - y1 < 16:
         return None
     return x1, y1, x2, y2
-
-
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

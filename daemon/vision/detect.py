@@ -21,6 +21,7 @@ import numpy as np
 
 from daemon.errors import ModelError
 from daemon.vision.anchors import AnchorConfig, ssd_anchor_centres
+from daemon.vision.boxes import iou_matrix
 from daemon.vision.types import Face
 
 DetectorKindName = Literal["short", "full"]
@@ -158,13 +159,7 @@ def decode(
 
 def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
     """(K, K) intersection over union of x1y1x2y2 boxes; degenerate boxes have IoU 0 with everything."""
-    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
-    iw = np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])
-    ih = np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :])
-    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    union = areas[:, None] + areas[None, :] - inter
-    return inter / np.maximum(union, 1e-6)
+    return iou_matrix(boxes, boxes)
 
 
 def weighted_nms(

@@ -12,7 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-from daemon.vision.align import align_face, box_iou, refine_roi
+from daemon.vision.align import align_face, refine_roi
+from daemon.vision.boxes import box_iou
 from daemon.vision.detect import Detector
 from daemon.vision.embed import Embedder
 from daemon.vision.models import resolve_model
@@ -72,10 +73,9 @@ class VisionEngine:
         if roi is None:
             return face
         candidates = self.detectors["short"].detect(image, min_score=0.3, roi=roi)
-        best = max(candidates, key=lambda c: box_iou(c.box, face.box), default=None)
-        if best is None or box_iou(best.box, face.box) < 0.4:
-            return face
-        return best
+        scored = ((box_iou(c.box, face.box), c) for c in candidates)
+        overlap, best = max(scored, key=lambda pair: pair[0], default=(0.0, face))
+        return best if overlap >= 0.4 else face
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Faces for recognition: the short-range model, then the full-range one if it finds none."""
