@@ -49,10 +49,14 @@ def build_app(
     )
     app[CONFIG] = config
     app[STATUS] = DaemonStatus(DETECTOR_NAME)
+    detection_engine_factory = engine_factory
     if engine_factory is None:
 
         def engine_factory() -> VisionEngine:
             return engine_from_config(config, model_paths)
+
+        def detection_engine_factory() -> VisionEngine:
+            return engine_from_config(config, model_paths, with_embedder=False)
 
     app[POOL] = InferencePool(
         engine_factory,
@@ -66,8 +70,8 @@ def build_app(
     setup_device_api(app)
     setup_feature_api(app)
     setup_privacy_api(app)
-    setup_stream_api(app, engine_factory)
-    setup_tasks_api(app, engine_factory)
+    setup_stream_api(app, detection_engine_factory)
+    setup_tasks_api(app, detection_engine_factory)
     return app
 
 
@@ -79,9 +83,9 @@ def public_paths(config: Config) -> set[str]:
     return paths
 
 
-def engine_from_config(config: Config, model_paths: ModelPaths) -> VisionEngine:
+def engine_from_config(config: Config, model_paths: ModelPaths, with_embedder: bool = True) -> VisionEngine:
     min_scores = {"short": config.detection.short_min_score, "full": config.detection.full_min_score}
-    return VisionEngine(model_paths, config.models.num_threads, min_scores)
+    return VisionEngine(model_paths, config.models.num_threads, min_scores, with_embedder)
 
 
 async def _inference_pool_ctx(app: web.Application) -> AsyncIterator[None]:

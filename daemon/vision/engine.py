@@ -43,8 +43,15 @@ class ModelPaths:
 
 
 class VisionEngine:
+    """with_embedder=False: detection only (the stream and video blurring never embed; the embedding
+    model is most of an engine's memory and load time)."""
+
     def __init__(
-        self, paths: ModelPaths, num_threads: int = 1, min_scores: dict[str, float] | None = None
+        self,
+        paths: ModelPaths,
+        num_threads: int = 1,
+        min_scores: dict[str, float] | None = None,
+        with_embedder: bool = True,
     ) -> None:
         self.detectors: dict[str, Detector] = {
             "short": Detector(load_interpreter(paths.detector_short, num_threads), "short"),
@@ -53,7 +60,17 @@ class VisionEngine:
         # Per-kind default thresholds (config detection.*_min_score); the detector's own otherwise.
         self.min_scores = {kind: d.default_min_score for kind, d in self.detectors.items()}
         self.min_scores.update(min_scores or {})
-        self.embedder = Embedder(load_interpreter(paths.embedding, num_threads), paths.embedding_variant)
+        self._embedder = (
+            Embedder(load_interpreter(paths.embedding, num_threads), paths.embedding_variant)
+            if with_embedder
+            else None
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            raise RuntimeError("this engine was built for detection only (with_embedder=False)")
+        return self._embedder
 
     def detect(
         self,
