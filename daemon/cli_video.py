@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import TextIO
 
 from daemon.app import engine_from_config
-from daemon.camera.failclosed import GateSettings
 from daemon.config import load_config
 from daemon.errors import FacegateError
 from daemon.services.video_blur import (
     FOURCC_BY_SUFFIX,
-    VideoBlurSettings,
     blur_video,
     privacy_detector,
     probe_video,
+    video_settings,
 )
 from daemon.vision.blur import BLUR_METHODS
 from daemon.vision.engine import ModelPaths
@@ -96,16 +95,9 @@ def _cmd_blur_video(args: argparse.Namespace) -> int:
         )
     probe_video(args.input)  # a clear error before the models load
     config = load_config(args.config)
-    engine = engine_from_config(config, ModelPaths.resolve(config.models_path, config.models.embedding))
-    stream = config.stream
-    settings = VideoBlurSettings(
-        method=args.method or config.privacy.method,
-        gate=GateSettings(
-            max_detection_age=stream.max_detection_age,
-            lookahead=max(1, stream.lookahead),
-            hold_seconds=stream.hold_seconds,
-        ),
-    )
+    paths = ModelPaths.resolve(config.models_path, config.models.embedding)
+    engine = engine_from_config(config, paths, with_embedder=False)  # blurring never embeds
+    settings = video_settings(config, args.method)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
         result = blur_video(args.input, args.output, privacy_detector(engine, config), settings, progress=bar)

@@ -12,6 +12,7 @@ import numpy as np
 from conftest import AUTH, FACES, NO_FACES, read_rgb
 
 from daemon.config import Config
+from daemon.vision.image import encode_jpeg
 
 OBAMA = FACES / "obama.jpg"
 OBAMA2 = FACES / "obama2.jpg"
@@ -38,9 +39,7 @@ def plain_b64(source: Path | bytes) -> str:
 
 
 def jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return buf.tobytes()
+    return encode_jpeg(rgb, quality)
 
 
 def variants(count: int) -> list[bytes]:

@@ -17,6 +17,7 @@ from conftest import AUTH, read_rgb
 
 from daemon.config import with_overrides
 from daemon.library.ids import image_id_from_bytes
+from daemon.vision.image import encode_png
 
 
 @pytest.fixture
@@ -27,12 +28,6 @@ async def populated(make_client, config):
     await create_group(client, "staff", 70)
     await call(client, "POST", f"/api/faceGroups/binding/{face['faceToken']}", {"faceGroupList": ["staff"]})
     return client, face, await full_state(client, config)
-
-
-def png(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return buf.tobytes()
 
 
 AUTH_JSON = {**AUTH, "Content-Type": "application/json"}
@@ -298,7 +293,7 @@ async def test_fields_at_their_limits_are_accepted(make_client, config):
 def image_cases() -> list[tuple[str, str]]:
     """(image field, reason prefix) for images the device limits refuse."""
     noise = os.urandom(4 * 1024 * 1024 + 1)
-    wide = png(np.full((100, 4100, 3), 200, np.uint8))
+    wide = encode_png(np.full((100, 4100, 3), 200, np.uint8))
     small = jpeg(np.ascontiguousarray(read_rgb(OBAMA)[:99, :500]))
     gif = b"GIF89a" + bytes(100)
     webp = b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(40)

@@ -47,11 +47,10 @@ CODE_GROUP_ID_NOT_EXIST = 104311
 
 
 class InvalidParameter(FacegateError):
-    """The request is malformed: bad JSON, a missing or mistyped field, a value out of range."""
+    """The request is malformed: bad JSON, a missing or mistyped field, a value out of range.
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    The message is the reason the client reads after ``INVALID_PARAMETER:``.
+    """
 
 
 # exception type → (HTTP status, code, msg); first match wins, so subclasses come first.
@@ -72,9 +71,7 @@ _FIXED: tuple[tuple[type[FacegateError], int, int, str], ...] = (
 
 def device_error(exc: FacegateError) -> web.Response | None:
     """The device answer for a domain error, or None when it is not one of ours to answer."""
-    if isinstance(exc, InvalidParameter):
-        return device_response(400, CODE_INVALID_PARAMETER, f"INVALID_PARAMETER:{exc.reason}")
-    if isinstance(exc, ImageError):
+    if isinstance(exc, InvalidParameter | ImageError):
         return device_response(400, CODE_INVALID_PARAMETER, f"INVALID_PARAMETER:{exc}")
     if isinstance(exc, BadQuality):
         return device_response(400, CODE_BAD_QUALITY, f"BAD_QUALITY:{','.join(exc.checks)}")

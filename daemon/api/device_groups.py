@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from daemon.api.device_errors import InvalidParameter, device_endpoint
+from daemon.api.device_errors import device_endpoint
 from daemon.api.device_faces import face_list_json
 from daemon.api.device_keys import LIBRARY
-from daemon.api.device_params import (
-    GROUP_NAME_BYTES,
-    GROUP_TYPE_BYTES,
-    group_id,
-    paging,
-    read_object,
-)
+from daemon.api.device_params import GROUP_NAME_BYTES, GROUP_TYPE_BYTES, paging, read_object
 from daemon.api.families import device_ok
 from daemon.appkeys import POOL
 from daemon.library.types import DEFAULT_SCORE, BindResult
@@ -52,7 +46,7 @@ async def list_groups(request: web.Request) -> web.Response:
 async def create_group(request: web.Request) -> web.Response:
     """2.2 POST /api/faceGroups"""
     body = await read_object(request, request.app[POOL])
-    gid = group_id(body.string("groupId", 2**31, required=True))
+    gid = body.group_id()
     name = body.string("groupName", GROUP_NAME_BYTES, required=True, non_empty=True)
     type_ = body.string("groupType", GROUP_TYPE_BYTES) or ""
     score = body.integer("groupScore", 0, 100)
@@ -101,9 +95,8 @@ async def unbind(request: web.Request) -> web.Response:
 async def modify_group(request: web.Request) -> web.Response:
     """2.7 PUT /api/faceGroups"""
     body = await read_object(request, request.app[POOL])
-    gid = body.string("groupId", 2**31, required=True)
-    if not gid:
-        raise InvalidParameter("groupId must not be empty")
+    gid = body.string("groupId", 2**31, required=True, non_empty=True)
+    assert gid is not None
     name = body.string("groupName", GROUP_NAME_BYTES, non_empty=True)
     type_ = body.string("groupType", GROUP_TYPE_BYTES)
     score = body.integer("groupScore", 0, 100)

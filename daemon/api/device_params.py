@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.api.device_errors import InvalidParameter
-from daemon.library.ids import valid_image_md5
+from daemon.library.ids import IMAGE_ID_MAX_BYTES, valid_image_md5
 from daemon.services.workers import InferencePool
 
 # Bodies up to this size are parsed on the event loop (≤ ~1 ms); larger ones carry images and are
@@ -24,7 +24,7 @@ JSON_ON_LOOP_BYTES = 256 * 1024
 DESCRIPTION_BYTES = 255
 NAME_BYTES = 128
 GENDER_BYTES = 16
-IMAGE_MD5_BYTES = 32
+IMAGE_MD5_BYTES = IMAGE_ID_MAX_BYTES  # the client-chosen imageId
 GROUP_ID_BYTES = 32
 GROUP_NAME_BYTES = 128
 GROUP_TYPE_BYTES = 128
@@ -161,19 +161,13 @@ class Body:
             raise InvalidParameter(f"{key} may hold only the characters A-Z a-z 0-9 - _ =")
         return value
 
-
-def group_id(value: Any, key: str = "groupId") -> str:
-    """A groupId as created: non-empty, ≤ 32 bytes, no '/' (it could not be addressed in a URL)."""
-    if not isinstance(value, str):
-        raise InvalidParameter(f"{key} must be a string, not {_json_type(value)}")
-    if not value:
-        raise InvalidParameter(f"{key} must not be empty")
-    size = utf8_len(value)
-    if size > GROUP_ID_BYTES:
-        raise InvalidParameter(f"{key} is {size} bytes, the limit is {GROUP_ID_BYTES} bytes (UTF-8)")
-    if "/" in value:
-        raise InvalidParameter(f"{key} must not contain '/'")
-    return value
+    def group_id(self, key: str = "groupId") -> str:
+        """A groupId as created: non-empty, ≤ 32 bytes, no '/' (it could not be addressed in a URL)."""
+        value = self.string(key, GROUP_ID_BYTES, required=True, non_empty=True)
+        assert value is not None
+        if "/" in value:
+            raise InvalidParameter(f"{key} must not contain '/'")
+        return value
 
 
 def _query_int(request: web.Request, key: str, default: int, low: int, high: int) -> int:

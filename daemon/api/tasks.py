@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 from aiohttp import BodyPartReader, web
 
 from daemon.api.families import PLAIN, error_response, speaks
+from daemon.api.privacy import FORM_OVERHEAD, Rejected
 from daemon.appkeys import CONFIG, PRINCIPAL
 from daemon.services.task_store import DONE, TaskRecord
 from daemon.services.tasks import TASKS, TaskNotFound, TaskNotReady, setup_tasks
@@ -35,12 +36,6 @@ WRITE_CHUNK = 1024 * 1024
 MAX_FIELD_BYTES = 1024
 
 
-class _BadUpload(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def setup_tasks_api(app: web.Application, engine_factory: Callable[[], VisionEngine]) -> None:
     setup_tasks(app, engine_factory)
     app.router.add_post("/api/v1/tasks/blur-video", submit_blur_video)
@@ -52,7 +47,7 @@ def setup_tasks_api(app: web.Application, engine_factory: Callable[[], VisionEng
 async def submit_blur_video(request: web.Request) -> web.Response:
     service = request.app[TASKS]
     limit = request.app[CONFIG].tasks.max_upload_bytes
-    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
         return error_response(request, 413, f"video too large (limit {limit} bytes)")
     if not request.content_type.startswith("multipart/"):
         return error_response(request, 400, "expected multipart/form-data with a 'video' file field")
@@ -63,19 +58,19 @@ async def submit_blur_video(request: web.Request) -> web.Response:
         method = fields.get("method") or request.app[CONFIG].privacy.method
         output = fields.get("output") or request.app[CONFIG].tasks.output
         if method not in BLUR_METHODS:
-            raise _BadUpload(400, f"unknown method {method!r}; one of {', '.join(BLUR_METHODS)}")
+            raise Rejected(400, f"unknown method {method!r}; one of {', '.join(BLUR_METHODS)}")
         if output not in OUTPUTS:
-            raise _BadUpload(400, f"unknown output {output!r}; one of {', '.join(OUTPUTS)}")
+            raise Rejected(400, f"unknown output {output!r}; one of {', '.join(OUTPUTS)}")
         try:
             info = await asyncio.get_running_loop().run_in_executor(None, probe_video, upload)
         except VideoError as exc:
-            raise _BadUpload(400, str(exc)) from None
+            raise Rejected(400, str(exc)) from None
         options = {"method": method, "output": output}
         record = await service.submit(task_id, upload, info, original, options, request.get(PRINCIPAL, ""))
-    except _BadUpload as exc:
+    except Rejected as exc:
         if upload is not None:
             upload.unlink(missing_ok=True)
-        return error_response(request, exc.status, str(exc))
+        return error_response(request, exc.status, exc.message)
     except BaseException:
         if upload is not None:
             upload.unlink(missing_ok=True)
@@ -96,10 +91,10 @@ async def _receive(
     try:
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
-                raise _BadUpload(400, "nested multipart is not supported")
+                raise Rejected(400, "nested multipart is not supported")
             if part.name in VIDEO_FIELDS and part.filename is not None:
                 if upload is not None:
-                    raise _BadUpload(400, "one video per task")
+                    raise Rejected(400, "one video per task")
                 original = Path(part.filename).name
                 suffix = Path(original).suffix.lower()
                 upload = path_for(task_id, suffix if suffix in UPLOAD_SUFFIXES else ".video")
@@ -107,7 +102,7 @@ async def _receive(
             elif part.name in ("method", "output"):
                 raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
                 if len(raw) > MAX_FIELD_BYTES:
-                    raise _BadUpload(400, f"field {part.name} too long")
+                    raise Rejected(400, f"field {part.name} too long")
                 fields[part.name] = raw.decode("utf-8", "replace").strip()
             else:
                 await part.release()
@@ -116,12 +111,12 @@ async def _receive(
             upload.unlink(missing_ok=True)
         raise
     if upload is None:
-        raise _BadUpload(400, "No video provided")
+        raise Rejected(400, "No video provided")
     return upload, original, fields
 
 
 async def _save(part: BodyPartReader, path: Path, limit: int) -> int:
-    """Write a file part to ``path`` in executor-sized chunks; _BadUpload(413) beyond ``limit``."""
+    """Write a file part to ``path`` in executor-sized chunks; Rejected(413) beyond ``limit``."""
     loop = asyncio.get_running_loop()
     handle: BinaryIO = await loop.run_in_executor(None, path.open, "wb")
     size = 0
@@ -130,17 +125,17 @@ async def _save(part: BodyPartReader, path: Path, limit: int) -> int:
         while chunk := await part.read_chunk(256 * 1024):
             size += len(chunk)
             if size > limit:
-                raise _BadUpload(413, f"video too large (limit {limit} bytes)")
+                raise Rejected(413, f"video too large (limit {limit} bytes)")
             buffer += chunk
-            if len(buffer) >= WRITE_CHUNK:
-                await loop.run_in_executor(None, handle.write, bytes(buffer))
+            if len(buffer) >= WRITE_CHUNK:  # written as is: no copy on the event loop
+                await loop.run_in_executor(None, handle.write, buffer)
                 buffer.clear()
         if buffer:
-            await loop.run_in_executor(None, handle.write, bytes(buffer))
+            await loop.run_in_executor(None, handle.write, buffer)
     finally:
         await loop.run_in_executor(None, handle.close)
     if size == 0:
-        raise _BadUpload(400, "empty video")
+        raise Rejected(400, "empty video")
     return size
 
 

@@ -18,6 +18,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -147,7 +148,7 @@ class CaptureLoop:
                 frames_captured=self._captured,
                 frames_dropped=self._dropped,
                 reconnects=self._reconnects,
-                fps=self._fps_locked(time.monotonic()),
+                fps=rate(self._times, time.monotonic(), self._fps_window),
                 last_error=self._last_error,
             )
 
@@ -266,10 +267,11 @@ class CaptureLoop:
         self._slot_taken = True
         return self._slot
 
-    def _fps_locked(self, now: float) -> float:
-        times = self._times
-        while times and now - times[0] > self._fps_window:
-            times.popleft()
-        if len(times) < 2 or times[-1] <= times[0]:
-            return 0.0
-        return (len(times) - 1) / (times[-1] - times[0])
+
+def rate(times: Iterable[float], now: float, window: float) -> float:
+    """Events per second over the last ``window`` seconds, from their increasing timestamps; 0 when
+    fewer than two fall in the window."""
+    recent = [t for t in times if now - t <= window]
+    if len(recent) < 2 or recent[-1] <= recent[0]:
+        return 0.0
+    return (len(recent) - 1) / (recent[-1] - recent[0])

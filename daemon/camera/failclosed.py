@@ -29,9 +29,8 @@ import numpy as np
 
 from daemon.camera.base import Frame
 from daemon.camera.tracker import Box, FaceTracker, TrackerConfig
-from daemon.vision.blur import blur_regions, cover_region
+from daemon.vision.blur import blur_faces
 
-Region = tuple[int, int, int, int]
 FAILSAFE_SIDE = 16  # a failsafe frame keeps at most 16 px of information along its longest side
 BAND_SHARE = 0.07  # the status band's height as a share of the frame height
 
@@ -170,43 +169,10 @@ def _as_detection(face: object) -> tuple[float, float, float, float, float]:
 
 
 def blurred_copy(rgb: np.ndarray, boxes: Sequence[Box], method: str) -> np.ndarray:
-    """A new image with every box covered (padded for hair line and chin); the input is untouched.
-
-    Overlapping regions are covered as one: blurring them one after the other would paste one blurred
-    patch over the other and leave a sharp seam across a face. A group of overlapping regions is
-    blurred as its bounding rectangle and pasted back only inside the regions themselves.
-    """
+    """A new image with every box covered (padded for hair line and chin); the input is untouched."""
     out = rgb.copy()
-    height, width = rgb.shape[:2]
-    regions = [r for b in boxes if (r := cover_region(b, width, height)) is not None]
-    for group in overlap_groups(regions):
-        if len(group) == 1:
-            blur_regions(out, group, method)
-            continue
-        x1, y1 = min(r[0] for r in group), min(r[1] for r in group)
-        x2, y2 = max(r[2] for r in group), max(r[3] for r in group)
-        patch = rgb[y1:y2, x1:x2].copy()
-        blur_regions(patch, [(0, 0, x2 - x1, y2 - y1)], method)
-        for rx1, ry1, rx2, ry2 in group:  # slices, not a boolean mask: a mask costs 10× more
-            out[ry1:ry2, rx1:rx2] = patch[ry1 - y1 : ry2 - y1, rx1 - x1 : rx2 - x1]
+    blur_faces(out, boxes, method)
     return out
-
-
-def overlap_groups(regions: Sequence[Region]) -> list[list[Region]]:
-    """Regions grouped by overlap (transitively): no region of one group touches another group."""
-    groups: list[list[Region]] = []
-    for region in regions:
-        touching = [g for g in groups if any(_overlap(region, r) for r in g)]
-        merged = [region]
-        for group in touching:
-            merged += group
-            groups.remove(group)
-        groups.append(merged)
-    return groups
-
-
-def _overlap(a: Region, b: Region) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def failsafe_image(rgb: np.ndarray, style: str, message: str) -> np.ndarray:

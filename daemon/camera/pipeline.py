@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from daemon.camera.base import Frame
-from daemon.camera.capture import TERMINAL_STATES, CaptureLoop
+from daemon.camera.capture import TERMINAL_STATES, CaptureLoop, rate
 from daemon.camera.failclosed import FailClosedGate, GateSettings, blurred_copy, failsafe_image
 from daemon.camera.tracker import Box
 from daemon.vision.image import encode_jpeg
@@ -41,6 +41,7 @@ _log = logging.getLogger(__name__)
 DetectFn = Callable[[np.ndarray], Sequence[object]]  # RGB image → Face objects (or box tuples)
 DetectorFactory = Callable[[], DetectFn]
 Sink = Callable[["PublishedFrame"], None]
+RATE_WINDOW = 5.0  # seconds over which processed_fps and detection_fps are measured
 
 
 class PipelineState(enum.StrEnum):
@@ -164,8 +165,8 @@ class StreamPipeline:
             body: dict[str, Any] = {
                 "state": self._state.value,
                 "detector": self._detector_status(now),
-                "processed_fps": round(_rate(self._published_times, now), 2),
-                "detection_fps": round(_rate(self._detect_times, now), 2),
+                "processed_fps": round(rate(self._published_times, now, RATE_WINDOW), 2),
+                "detection_fps": round(rate(self._detect_times, now, RATE_WINDOW), 2),
                 "tracks": self._gate.track_count,
                 "pending_frames": self._gate.pending,
             }
@@ -379,13 +380,6 @@ class StreamPipeline:
         if busy is not None and now - busy > self.settings.stall_seconds:
             return "detector stalled"
         return "ok"
-
-
-def _rate(times: collections.deque[float], now: float, window: float = 5.0) -> float:
-    recent = [t for t in times if now - t <= window]
-    if len(recent) < 2 or recent[-1] <= recent[0]:
-        return 0.0
-    return (len(recent) - 1) / (recent[-1] - recent[0])
 
 
 def _summary(values: list[float]) -> dict[str, float] | None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daemon.vision.boxes import iou_matrix
+
 Box = tuple[float, float, float, float]
 
 
@@ -220,7 +222,7 @@ def _associate(
     for what is left."""
     if len(dets) == 0 or len(preds) == 0:
         return []
-    iou = _iou_matrix(dets, preds)
+    iou = iou_matrix(dets, preds)
     pairs: list[tuple[int, int]] = []
     used_d: set[int] = set()
     used_t: set[int] = set()
@@ -255,18 +257,6 @@ def _associate(
             used_d.add(d)
             used_t.add(t)
     return pairs
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    iou: np.ndarray = inter / (area_a[:, None] + area_b[None, :] - inter)
-    return iou
 
 
 def _centres_sizes(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

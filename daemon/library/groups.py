@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from daemon.library.errors import (
     GroupIdConflict,
@@ -129,27 +129,25 @@ def delete_group(
         raise GroupInUse(group_id)
     bit = 1 << slot
     members = _member_masks(conn, row)
-    change = IndexChange()
     images_deleted = 0
+    doomed: list[int] = []
     if mode == 2:
         doomed = list(members)
         conn.execute("DELETE FROM faces WHERE id IN (SELECT face FROM bindings WHERE grp = ?)", (row,))
-    elif mode in (3, 4):
+    elif mode == 3:
         doomed = [face for face, mask in members.items() if mask == bit]
-        if mode == 4:
-            images = f"SELECT image FROM faces WHERE id IN ({_ONLY_IN_GROUP})"
-            doomed = [r[0] for r in conn.execute(f"SELECT id FROM faces WHERE image IN ({images})", (row,))]
-            images_deleted = conn.execute(f"DELETE FROM images WHERE id IN ({images})", (row,)).rowcount
-        else:
-            conn.execute(f"DELETE FROM faces WHERE id IN ({_ONLY_IN_GROUP})", (row,))
-        conn.execute("DELETE FROM bindings WHERE grp = ?", (row,))
-    else:
-        doomed = []
+        conn.execute(f"DELETE FROM faces WHERE id IN ({_ONLY_IN_GROUP})", (row,))
+        conn.execute("DELETE FROM bindings WHERE grp = ?", (row,))  # the group stays
+    elif mode == 4:
+        images = f"SELECT image FROM faces WHERE id IN ({_ONLY_IN_GROUP})"
+        doomed = [r[0] for r in conn.execute(f"SELECT id FROM faces WHERE image IN ({images})", (row,))]
+        images_deleted = conn.execute(f"DELETE FROM images WHERE id IN ({images})", (row,)).rowcount
     if mode != 3:
         conn.execute("DELETE FROM groups WHERE id = ?", (row,))  # remaining bindings cascade
     gone = set(doomed)
-    change.removed = doomed
-    change.masks = {face: mask & ~bit for face, mask in members.items() if face not in gone}
+    change = IndexChange(
+        removed=doomed, masks={face: mask & ~bit for face, mask in members.items() if face not in gone}
+    )
     result = DeleteGroupResult(
         group_deleted=mode != 3,
         faces_unbound=len(change.masks),
@@ -192,24 +190,30 @@ def face_mask(conn: sqlite3.Connection, face_row: int) -> int:
 
 def masks_of_model(conn: sqlite3.Connection, model_id: str) -> dict[int, int]:
     """face row id → group mask, for the faces of one model that are bound to any group."""
-    masks: dict[int, int] = {}
-    for face, slot in conn.execute(
-        "SELECT b.face, g.slot FROM bindings b JOIN groups g ON g.id = b.grp"
-        " JOIN faces f ON f.id = b.face WHERE f.model_id = ?",
-        (model_id,),
-    ):
-        masks[face] = masks.get(face, 0) | (1 << slot)
-    return masks
+    return _masks(
+        conn.execute(
+            "SELECT b.face, g.slot FROM bindings b JOIN groups g ON g.id = b.grp"
+            " JOIN faces f ON f.id = b.face WHERE f.model_id = ?",
+            (model_id,),
+        )
+    )
 
 
 def _member_masks(conn: sqlite3.Connection, grp: int) -> dict[int, int]:
     """face row id → full group mask, for every face bound to group row ``grp``."""
+    return _masks(
+        conn.execute(
+            "SELECT o.face, g.slot FROM bindings b JOIN bindings o ON o.face = b.face"
+            " JOIN groups g ON g.id = o.grp WHERE b.grp = ?",
+            (grp,),
+        )
+    )
+
+
+def _masks(rows: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """face row id → OR of its groups' bits, from (face row id, group slot) rows."""
     masks: dict[int, int] = {}
-    for face, slot in conn.execute(
-        "SELECT o.face, g.slot FROM bindings b JOIN bindings o ON o.face = b.face"
-        " JOIN groups g ON g.id = o.grp WHERE b.grp = ?",
-        (grp,),
-    ):
+    for face, slot in rows:
         masks[face] = masks.get(face, 0) | (1 << slot)
     return masks
 

@@ -73,11 +73,6 @@ class FaceStore:
         """The attached index (searches go to it directly, without the store lock)."""
         return self._index
 
-    @property
-    def model_id(self) -> str | None:
-        """The model whose templates the attached index holds."""
-        return self._model_id
-
     def attach_index(self, index: TemplateIndex, model_id: str) -> int:
         """Fill ``index`` with the templates of ``model_id`` and keep it updated from now on.
 

@@ -19,7 +19,7 @@ from daemon.services.face_errors import BadQuality, ModelMismatch, NoFaceDetecte
 from daemon.services.library_service import LibraryService, NewFace
 from daemon.services.workers import InferencePool
 from daemon.vision.blur import cover_region
-from daemon.vision.engine import VisionEngine
+from daemon.vision.engine import FaceAnalysis, VisionEngine
 from daemon.vision.image import (
     DecodedImage,
     ImageLimits,
@@ -79,23 +79,29 @@ class EnrollmentService:
         return await self._library.add_face(face)
 
 
-def decode_field(text: str, field: str, limits: ImageLimits) -> tuple[bytes, DecodedImage]:
-    """Bytes and decoded image of one base64 image field; ImageError messages name the field."""
+def analyze_field(
+    engine: VisionEngine, text: str, field: str, limits: ImageLimits
+) -> tuple[bytes, DecodedImage, FaceAnalysis]:
+    """Bytes, decoded image and largest face of one base64 image field (enrollment and recognition).
+
+    ImageError and NoFaceDetected name the field, so a request with two images says which one failed.
+    """
     try:
         data = decode_base64_image(text, limits.max_bytes)
-        return data, decode_image(data, limits)
+        image = decode_image(data, limits)
     except ImageError as exc:
         raise ImageError(f"{field}: {exc}", exc.reason) from exc
+    analysis = engine.analyze_largest(image.rgb)
+    if analysis is None:
+        raise NoFaceDetected(field)
+    return data, image, analysis
 
 
 def prepare_face(
     engine: VisionEngine, request: EnrollRequest, settings: EnrollmentSettings, model_id: str
 ) -> NewFace:
     """The pool job: everything of a registration but the database write."""
-    data, image = decode_field(request.image, "image", settings.limits)
-    analysis = engine.analyze_largest(image.rgb)
-    if analysis is None:
-        raise NoFaceDetected("image")
+    data, image, analysis = analyze_field(engine, request.image, "image", settings.limits)
     failed = failed_checks(analysis.quality, settings.thresholds)
     if failed:
         raise BadQuality(failed)

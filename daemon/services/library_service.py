@@ -39,7 +39,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class NewFace:
-    """Everything enrollment stores for one image with its one face."""
+    """Everything enrollment stores for one image with its one face: the keyword arguments of
+    FaceStore.add_face (which binds it to `default`)."""
 
     image_id: str
     original: bytes
@@ -149,25 +150,10 @@ class LibraryService:
 
     # -- faces and images -------------------------------------------------------------------------
 
-    async def add_face(self, face: NewFace, group_ids: Sequence[str] = ("default",)) -> FaceRecord:
-        """Store an image with its face, bound to ``group_ids`` (ImageAlreadyExists, GroupNotFound)."""
-        return await self._call(
-            self.store.add_face,
-            image_id=face.image_id,
-            original=face.original,
-            kind=face.kind,
-            width=face.width,
-            height=face.height,
-            description=face.description,
-            name=face.name,
-            gender=face.gender,
-            rect=face.rect,
-            crop_jpeg=face.crop_jpeg,
-            template=face.template,
-            model_id=face.model_id,
-            quality=face.quality,
-            group_ids=list(group_ids),
-        )
+    async def add_face(self, face: NewFace) -> FaceRecord:
+        """Store an image with its face, bound to `default` (ImageAlreadyExists)."""
+        # NewFace's fields are FaceStore.add_face's keyword parameters, one for one.
+        return await self._call(self.store.add_face, **vars(face))
 
     async def list_faces(
         self, offset: int, limit: int, group_id: str | None = None

@@ -35,6 +35,7 @@ from daemon.vision.privacy_detect import (
     PassResult,
     PrivacyDetectSettings,
     confirm,
+    detect_for_privacy,
     detection_image,
     merge_faces,
     plan_passes,
@@ -274,13 +275,9 @@ class PrivacyService:
         return _Prepared(decoded.rgb, small, scale, plan_passes(width, height, self.settings))
 
     def _whole_job(self, engine, data: bytes | bytearray, options: BlurOptions) -> PrivacyResult:
-        prepared = self._prepare(data)
-        candidates = merge_faces(
-            run_passes(engine, prepared.small, prepared.passes, self.settings), self.settings
-        )
-        height, width = prepared.small.shape[:2]
-        checks = run_passes(engine, prepared.small, verify_passes(candidates, width, height), self.settings)
-        return self._finish(prepared, candidates, checks, options)
+        rgb = decode_image(bytes(data), self.limits).rgb
+        faces = detect_for_privacy(engine, rgb, self.settings)
+        return render(rgb, faces, options, self.config.jpeg_quality)
 
     def _finish(
         self, prepared: _Prepared, candidates: list[Candidate], checks: list[PassResult], options: BlurOptions

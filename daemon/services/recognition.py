@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from daemon.library.types import FaceDetail, thresholds_by_score
-from daemon.services.enrollment import decode_field
-from daemon.services.face_errors import LivenessUnavailable, ModelMismatch, NoFaceDetected
+from daemon.services.enrollment import analyze_field
+from daemon.services.face_errors import LivenessUnavailable, ModelMismatch
 from daemon.services.library_service import LibraryService
 from daemon.services.scores import ScoreMapping
 from daemon.services.workers import InferencePool
@@ -69,17 +69,11 @@ class SearchResult:
 
 
 class RecognitionService:
-    def __init__(
-        self,
-        pool: InferencePool,
-        library: LibraryService,
-        scores: ScoreMapping,
-        limits: ImageLimits | None = None,
-    ) -> None:
+    def __init__(self, pool: InferencePool, library: LibraryService, scores: ScoreMapping) -> None:
         self._pool = pool
         self._library = library
         self._scores = scores
-        self._limits = limits or recognition_limits()
+        self._limits = recognition_limits()
 
     async def compare(self, image1: str, image2: str, liveness: bool = False) -> CompareResult:
         """Score of the largest face of each image. Raises LivenessUnavailable, ImageError,
@@ -139,10 +133,7 @@ def _analyze(
     engine: VisionEngine, text: str, field: str, limits: ImageLimits
 ) -> tuple[FaceAnalysis, Detection]:
     """Decode one image field and analyse its largest face (NoFaceDetected names the field)."""
-    _, image = decode_field(text, field, limits)
-    analysis = engine.analyze_largest(image.rgb)
-    if analysis is None:
-        raise NoFaceDetected(field)
+    _, image, analysis = analyze_field(engine, text, field, limits)
     left, top, right, bottom = analysis.face.clipped_box(image.width, image.height)
     q = analysis.quality
     detection = Detection(

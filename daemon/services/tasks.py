@@ -28,17 +28,10 @@ from typing import Any
 from aiohttp import web
 
 from daemon.appkeys import CONFIG
-from daemon.camera.failclosed import GateSettings
 from daemon.config import Config
 from daemon.errors import FacegateError, Overloaded
 from daemon.services.task_store import DONE, FAILED, QUEUED, RUNNING, TaskRecord, TaskStore
-from daemon.services.video_blur import (
-    VideoBlurSettings,
-    VideoCancelled,
-    VideoInfo,
-    blur_video,
-    privacy_detector,
-)
+from daemon.services.video_blur import VideoCancelled, VideoInfo, blur_video, privacy_detector, video_settings
 from daemon.vision.engine import VisionEngine
 
 log = logging.getLogger(__name__)
@@ -249,7 +242,7 @@ class TaskService:
                 self.directory / str(record.upload),
                 target,
                 detect,
-                self._video_settings(record),
+                video_settings(self.config, record.options.get("method")),
                 progress=lambda done, total: self._progress.__setitem__(task_id, (done, total)),
                 should_stop=self._stopping.is_set,
             )
@@ -287,18 +280,6 @@ class TaskService:
             except Exception as exc:  # boundary: no detector means no task can be processed
                 raise FacegateError(f"detector unavailable: {exc}") from exc
         return engine
-
-    def _video_settings(self, record: TaskRecord) -> VideoBlurSettings:
-        stream = self.config.stream
-        return VideoBlurSettings(
-            method=record.options.get("method", self.config.privacy.method),
-            detect_every=1,
-            gate=GateSettings(
-                max_detection_age=stream.max_detection_age,
-                lookahead=max(1, stream.lookahead),
-                hold_seconds=stream.hold_seconds,
-            ),
-        )
 
     def _fail(self, record: TaskRecord, reason: str) -> None:
         log.warning("task %s failed: %s", record.id, reason)

@@ -17,31 +17,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from daemon.camera.base import Frame
+from daemon.camera.base import Frame, bgr_to_rgb
 from daemon.camera.failclosed import FailClosedGate, GateSettings, Release, blurred_copy, failsafe_image
 from daemon.camera.pipeline import DetectFn
 from daemon.config import Config
 from daemon.errors import FacegateError
 from daemon.services.privacy import detect_settings
 from daemon.vision.engine import VisionEngine
-from daemon.vision.privacy_detect import (
-    PrivacyDetectSettings,
-    confirm,
-    detect_for_privacy,
-    detection_image,
-    detection_scale,
-    merge_faces,
-    plan_passes,
-    run_passes,
-    scale_faces,
-    verify_passes,
-)
+from daemon.vision.privacy_detect import DetectPass, PrivacyDetectSettings, detect_for_privacy
 from daemon.vision.types import Face
 
 DEFAULT_FPS = 25.0
@@ -120,26 +109,31 @@ class RotatingDetector:
         self._next = 0
 
     def __call__(self, rgb: np.ndarray) -> list[Face]:
-        settings = self._settings
-        small, scale = detection_image(rgb, settings.max_side)
-        height, width = small.shape[:2]
-        plan = plan_passes(width, height, settings)
+        return detect_for_privacy(self._engine, rgb, self._settings, self._select)
+
+    def _select(self, plan: list[DetectPass]) -> list[DetectPass]:
+        """The whole-frame pass(es) and the next tiles in turn."""
         passes = [p for p in plan if p.roi is None]
         tiles = [p for p in plan if p.roi is not None]
         if tiles and self._per_call:
             count = min(self._per_call, len(tiles))
             passes += [tiles[(self._next + i) % len(tiles)] for i in range(count)]
             self._next = (self._next + count) % len(tiles)
-        candidates = merge_faces(run_passes(self._engine, small, passes, settings), settings)
-        checks = run_passes(self._engine, small, verify_passes(candidates, width, height), settings)
-        return scale_faces(confirm(candidates, checks), scale)
+        return passes
 
-    def cycle(self, width: int, height: int) -> int:
-        """Calls needed to visit every tile once for frames of this size (1 without tiles)."""
-        small_scale = detection_scale(width, height, self._settings.max_side)
-        plan = plan_passes(round(width * small_scale), round(height * small_scale), self._settings)
-        tiles = sum(p.roi is not None for p in plan)
-        return max(1, -(-tiles // self._per_call)) if tiles and self._per_call else 1
+
+def video_settings(config: Config, method: str | None = None) -> VideoBlurSettings:
+    """How the CLI and the tasks blur a file: every frame detected, the stream's hold and detection
+    age, and a lookahead of at least one frame (a file can always wait for the next detection)."""
+    stream = config.stream
+    return VideoBlurSettings(
+        method=method or config.privacy.method,
+        gate=GateSettings(
+            max_detection_age=stream.max_detection_age,
+            lookahead=max(1, stream.lookahead),
+            hold_seconds=stream.hold_seconds,
+        ),
+    )
 
 
 def probe_video(path: Path) -> VideoInfo:
@@ -184,13 +178,8 @@ def blur_video(
         if not writer.isOpened():
             raise VideoError(f"cannot write {target.suffix} video to {target.parent}")
         # Enough room for the frames between two detections and the lookahead: nothing is dropped.
-        gate_settings = settings.gate
-        room = settings.detect_every * (gate_settings.lookahead + 1) + 2
-        gate = FailClosedGate(
-            GateSettings(
-                gate_settings.max_detection_age, gate_settings.lookahead, room, gate_settings.hold_seconds
-            )
-        )
+        room = settings.detect_every * (settings.gate.lookahead + 1) + 2
+        gate = FailClosedGate(replace(settings.gate, max_pending=room))
         counts = {"frames": 0, "detected": 0, "failsafe": 0, "max_faces": 0}
 
         def write(release: Release) -> None:
@@ -277,8 +266,6 @@ def _info(cap: cv2.VideoCapture, first: np.ndarray) -> VideoInfo:
 
 def _rgb_of_size(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
     """RGB at the output size (a stream may change resolution mid-file; the writer cannot)."""
-    if bgr.ndim == 2:
-        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
     if bgr.shape[1] != width or bgr.shape[0] != height:
         bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return bgr_to_rgb(bgr)

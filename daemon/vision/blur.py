@@ -8,7 +8,7 @@ an explicit table (BLUR_METHODS), chosen by name from config or per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import cv2
@@ -16,6 +16,7 @@ import numpy as np
 
 BlurMethod = Literal["gaussian", "pixelate", "solid"]
 Box = tuple[float, float, float, float]
+Region = tuple[int, int, int, int]
 
 # Padding as a share of the box size: more above (forehead, hair line) than below (chin).
 PAD_SIDE = 0.25
@@ -23,19 +24,16 @@ PAD_TOP = 0.45
 PAD_BOTTOM = 0.30
 
 
-def cover_region(box: Box, width: int, height: int, scale: float = 1.0) -> tuple[int, int, int, int] | None:
-    """The padded, clipped integer region (x1, y1, x2, y2) to cover for a face box; None if empty.
-
-    ``scale`` multiplies the padding (the stream pipeline enlarges boxes of faces not seen for a while).
-    """
+def cover_region(box: Box, width: int, height: int) -> Region | None:
+    """The padded, clipped integer region (x1, y1, x2, y2) to cover for a face box; None if empty."""
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     if w <= 0 or h <= 0:
         return None
-    px1 = int(np.floor(x1 - w * PAD_SIDE * scale))
-    px2 = int(np.ceil(x2 + w * PAD_SIDE * scale))
-    py1 = int(np.floor(y1 - h * PAD_TOP * scale))
-    py2 = int(np.ceil(y2 + h * PAD_BOTTOM * scale))
+    px1 = int(np.floor(x1 - w * PAD_SIDE))
+    px2 = int(np.ceil(x2 + w * PAD_SIDE))
+    py1 = int(np.floor(y1 - h * PAD_TOP))
+    py2 = int(np.ceil(y2 + h * PAD_BOTTOM))
     px1, py1 = max(0, px1), max(0, py1)
     px2, py2 = min(width, px2), min(height, py2)
     if px2 <= px1 or py2 <= py1:
@@ -86,34 +84,55 @@ BLUR_METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def blur_regions(
-    image: np.ndarray,
-    regions: Iterable[tuple[int, int, int, int]],
-    method: str = "gaussian",
-) -> np.ndarray:
-    """Cover each region of image in place (and return it). The caller owns the copy decision."""
+def blur_regions(image: np.ndarray, regions: Iterable[Region], method: str = "gaussian") -> np.ndarray:
+    """Cover each region of image in place (and return it). The caller owns the copy decision.
+
+    Overlapping regions are covered as one: blurring them one after the other would paste one blurred
+    patch over the other and leave a sharp seam across a face. A group of overlapping regions is
+    blurred as its bounding rectangle and pasted back only inside the regions themselves.
+    """
     try:
         cover = BLUR_METHODS[method]
     except KeyError:
         raise ValueError(f"unknown blur method {method!r}; known: {', '.join(BLUR_METHODS)}") from None
-    for x1, y1, x2, y2 in regions:
+    for group in overlap_groups(list(regions)):
+        x1, y1 = min(r[0] for r in group), min(r[1] for r in group)
+        x2, y2 = max(r[2] for r in group), max(r[3] for r in group)
         patch = image[y1:y2, x1:x2]
-        if patch.size:
-            image[y1:y2, x1:x2] = cover(patch)
+        if not patch.size:
+            continue
+        covered = cover(patch)
+        for rx1, ry1, rx2, ry2 in group:  # slices, not a boolean mask: a mask costs 10× more
+            image[ry1:ry2, rx1:rx2] = covered[ry1 - y1 : ry2 - y1, rx1 - x1 : rx2 - x1]
     return image
 
 
-def blur_faces(
-    image: np.ndarray, boxes: Iterable[Box], method: str = "gaussian", padding_scale: float = 1.0
-) -> list[tuple[int, int, int, int]]:
+def overlap_groups(regions: Sequence[Region]) -> list[list[Region]]:
+    """Regions grouped by overlap (transitively): no region of one group touches another group."""
+    groups: list[list[Region]] = []
+    for region in regions:
+        touching = [g for g in groups if any(_overlap(region, r) for r in g)]
+        merged = [region]
+        for group in touching:
+            merged += group
+            groups.remove(group)
+        groups.append(merged)
+    return groups
+
+
+def _overlap(a: Region, b: Region) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def blur_faces(image: np.ndarray, boxes: Iterable[Box], method: str = "gaussian") -> list[Region]:
     """Blur every face box (padded) in place; returns the regions covered."""
     height, width = image.shape[:2]
-    regions = [r for b in boxes if (r := cover_region(b, width, height, padding_scale)) is not None]
+    regions = [r for b in boxes if (r := cover_region(b, width, height)) is not None]
     blur_regions(image, regions, method)
     return regions
 
 
-def draw_boxes(image: np.ndarray, regions: Iterable[tuple[int, int, int, int]]) -> None:
+def draw_boxes(image: np.ndarray, regions: Iterable[Region]) -> None:
     """Green rectangles around covered regions (the blur API's show_box), in place."""
     thickness = max(2, round(max(image.shape[:2]) / 400))
     for x1, y1, x2, y2 in regions:

@@ -36,13 +36,14 @@ several engines (the blur API) or over successive frames (a stream), then merge.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 
-from daemon.vision.detect import DETECTOR_KINDS, pairwise_iou, resize_to_fit
+from daemon.vision.boxes import containment_matrix, iou_matrix
+from daemon.vision.detect import DETECTOR_KINDS, resize_to_fit
 from daemon.vision.types import Face
 
 ModelKind = Literal["short", "full"]
@@ -253,17 +254,6 @@ def is_edge_cut(face: Face, passed: DetectPass) -> bool:
     return (left and x1 < rx1) or (top and y1 < ry1) or (right and x2 > rx2) or (bottom and y2 > ry2)
 
 
-def _overlaps(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(IoU, containment) matrices; containment = intersection / the smaller box's area."""
-    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
-    iw = np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])
-    ih = np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :])
-    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    smaller = np.minimum(areas[:, None], areas[None, :])
-    return pairwise_iou(boxes), inter / np.maximum(smaller, 1e-6)
-
-
 def _merge(faces: Sequence[Face], whole: Sequence[bool]) -> list[tuple[Face, bool]]:
     """Faces grouped by IoU or containment, each group merged into one face; the flag says whether a
     member came from a whole-frame pass."""
@@ -275,7 +265,7 @@ def _merge(faces: Sequence[Face], whole: Sequence[bool]) -> list[tuple[Face, boo
     boxes = np.asarray([f.box for f in faces], dtype=np.float64)
     scores = np.asarray([f.score for f in faces], dtype=np.float64)
     points = np.stack([f.keypoints for f in faces]).astype(np.float64)
-    iou, contained = _overlaps(boxes)
+    iou, contained = iou_matrix(boxes, boxes), containment_matrix(boxes, boxes)
     free = np.ones(len(faces), dtype=bool)
     merged = []
     for top in range(len(faces)):
@@ -297,9 +287,9 @@ def _merge(faces: Sequence[Face], whole: Sequence[bool]) -> list[tuple[Face, boo
 
 
 def _overlaps_any(face: Face, others: Sequence[Face], threshold: float) -> bool:
-    boxes = np.asarray([face.box] + [f.box for f in others], dtype=np.float64)
-    iou, contained = _overlaps(boxes)
-    return bool(np.any(iou[0, 1:] > threshold) or np.any(contained[0, 1:] > threshold))
+    boxes = [f.box for f in others]
+    iou, contained = iou_matrix(face.box, boxes), containment_matrix(face.box, boxes)
+    return bool(np.any(iou > threshold) or np.any(contained > threshold))
 
 
 def merge_faces(results: Iterable[PassResult], settings: PrivacyDetectSettings) -> list[Candidate]:
@@ -351,8 +341,7 @@ def confirm(candidates: Iterable[Candidate], checks: Iterable[PassResult]) -> li
         target = result.passed.target
         if target is None or not result.faces:
             continue
-        boxes = np.asarray([target] + [f.box for f in result.faces], dtype=np.float64)
-        iou = pairwise_iou(boxes)[0, 1:]
+        iou = iou_matrix(target, [f.box for f in result.faces])[0]
         best = int(np.argmax(iou))
         if iou[best] > MERGE_IOU:
             found[target] = result.faces[best]
@@ -376,16 +365,24 @@ def scale_faces(faces: Iterable[Face], scale: float) -> list[Face]:
     ]
 
 
-def detect_for_privacy(engine: Detects, image_rgb: np.ndarray, settings: PrivacyDetectSettings) -> list[Face]:
+def detect_for_privacy(
+    engine: Detects,
+    image_rgb: np.ndarray,
+    settings: PrivacyDetectSettings,
+    select: Callable[[list[DetectPass]], list[DetectPass]] | None = None,
+) -> list[Face]:
     """Every face to blur in image_rgb (uint8 HxWx3 RGB), in its full-resolution pixels, best first.
 
     engine is a VisionEngine (anything with detect(image, model, min_score=, roi=)); one thread at a
-    time. The same steps, spread over several engines, are what the blur API runs (services/privacy).
+    time. ``select`` picks the passes to run from the whole plan (a stream runs a few tiles per frame);
+    the checks of tile-only faces always run. The same steps, spread over several engines, are what the
+    blur API runs (services/privacy).
     """
     small, scale = detection_image(image_rgb, settings.max_side)
     height, width = small.shape[:2]
-    candidates = merge_faces(
-        run_passes(engine, small, plan_passes(width, height, settings), settings), settings
-    )
+    passes = plan_passes(width, height, settings)
+    if select is not None:
+        passes = select(passes)
+    candidates = merge_faces(run_passes(engine, small, passes, settings), settings)
     checks = run_passes(engine, small, verify_passes(candidates, width, height), settings)
     return scale_faces(confirm(candidates, checks), scale)
