@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from daemon.library import db, faces  # noqa: E402
 from daemon.library.types import DEFAULT_GROUP, Rect  # noqa: E402
-from daemon.vision.embed import DESCRIPTOR_SIZE, MODEL_FAMILY  # noqa: E402
+from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of  # noqa: E402
 from daemon.vision.image import encode_jpeg  # noqa: E402
 
 FACES = REPO / "tests" / "data" / "faces"
@@ -62,7 +62,7 @@ def fill_library(path: Path, n: int, seed: int = 1) -> float:
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     crop = encode_jpeg(cv2.resize(read_rgb(FACES / "obama.jpg")[150:420, 350:630], (112, 112)), 80)
-    model_id = f"{MODEL_FAMILY}/int8"
+    model_id = model_id_of("int8")
     conn = db.connect(path)
     try:
         conn.execute("PRAGMA synchronous = OFF")  # a throwaway file: no fsync while filling

@@ -18,7 +18,7 @@ from daemon.services.enrollment import EnrollmentService, EnrollmentSettings
 from daemon.services.library_service import LibraryService
 from daemon.services.recognition import RecognitionService
 from daemon.services.scores import ScoreMapping
-from daemon.vision.embed import DESCRIPTOR_SIZE, MODEL_FAMILY
+from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 
 
 def setup_device_api(app: web.Application) -> None:
@@ -26,7 +26,7 @@ def setup_device_api(app: web.Application) -> None:
     config, pool = app[CONFIG], app[POOL]
     # The embedder's model_id (daemon/vision/embed.py); the services check each job's engine
     # against it, so an engine_factory that builds another model fails loudly (MODEL_MISMATCH).
-    model_id = f"{MODEL_FAMILY}/{config.models.embedding}"
+    model_id = model_id_of(config.models.embedding)
     library = LibraryService(config.database_path, model_id, DESCRIPTOR_SIZE)
     app[LIBRARY] = library
     app[ENROLLMENT] = EnrollmentService(pool, library, EnrollmentSettings.from_config(config.library))

@@ -22,7 +22,7 @@ from daemon.config import Config
 from daemon.errors import FacegateError
 from daemon.services.enrollment import EnrollmentSettings
 from daemon.services.scores import ScoreMapping
-from daemon.vision.embed import DESCRIPTOR_SIZE, MODEL_FAMILY
+from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 from daemon.vision.engine import FaceAnalysis, VisionEngine
 from daemon.vision.image import ImageLimits, decode_image
 from daemon.vision.quality import QualityThresholds, failed_checks
@@ -55,7 +55,7 @@ class FeatureSettings:
             threshold=config.features.threshold,
             quality=EnrollmentSettings.from_config(config.library).thresholds,  # the enrollment gate
             limits=ImageLimits.device_api(),
-            model_id=f"{MODEL_FAMILY}/{config.models.embedding}",
+            model_id=model_id_of(config.models.embedding),
         )
 
 

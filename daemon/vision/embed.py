@@ -25,6 +25,12 @@ MODEL_FAMILY = "dlib_resnet_v1"
 VARIANTS = ("fp32", "int8")
 
 
+def model_id_of(variant: str) -> str:
+    """The id stored with every template ("dlib_resnet_v1/int8"): templates of another id are never
+    compared with this model's descriptors."""
+    return f"{MODEL_FAMILY}/{variant}"
+
+
 class Embedder:
     """Turns an aligned face chip into a descriptor with one TFLite interpreter.
 
@@ -45,7 +51,7 @@ class Embedder:
             or tuple(outputs[0]["shape"]) != want_out
         ):
             raise ModelError(f"not an embedding model: expected input {want_in} float32, output {want_out}")
-        self.model_id = f"{MODEL_FAMILY}/{variant}"
+        self.model_id = model_id_of(variant)
         self._interpreter = interpreter
         self._input = inputs[0]["index"]
         self._output = outputs[0]["index"]
