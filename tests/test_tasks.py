@@ -132,6 +132,8 @@ async def test_bad_requests_get_clear_errors_and_leave_no_file(make_client, conf
     small = tmp_path / "small.avi"
     small.write_bytes(b"RIFF" + bytes(2000))
     cases.append((await submit(client, small, method="swirl"), 400, "unknown method 'swirl'"))
+    cases.append((await submit(client, small, method="x" * 2000), 400, "field method too long"))
+    cases.append((await submit(client, small, notes="n" * 66_000), 413, "video too large"))
     for response, status, message in cases:
         assert response.status == status
         assert (await response.json())["error"].startswith(message)

@@ -100,12 +100,12 @@ async def _receive(
                 upload = path_for(task_id, suffix if suffix in UPLOAD_SUFFIXES else ".video")
                 await _save(part, upload, limit)
             elif part.name in ("method", "output"):
-                raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
-                if len(raw) > MAX_FIELD_BYTES:
+                raw = await _read_capped(part, MAX_FIELD_BYTES)
+                if raw is None:
                     raise Rejected(400, f"field {part.name} too long")
                 fields[part.name] = raw.decode("utf-8", "replace").strip()
-            else:
-                await part.release()
+            elif await _read_capped(part, FORM_OVERHEAD) is None:  # other parts: read and dropped
+                raise Rejected(413, f"video too large (limit {limit} bytes)")
     except BaseException:
         if upload is not None:
             upload.unlink(missing_ok=True)
@@ -113,6 +113,17 @@ async def _receive(
     if upload is None:
         raise Rejected(400, "No video provided")
     return upload, original, fields
+
+
+async def _read_capped(part: BodyPartReader, cap: int) -> bytes | None:
+    """The whole part (read_chunk may return less than asked), or None once it exceeds cap bytes, so
+    a client without Content-Length cannot stream an unbounded extra part."""
+    data = bytearray()
+    while chunk := await part.read_chunk(min(cap + 1, 64 * 1024)):
+        data += chunk
+        if len(data) > cap:
+            return None
+    return bytes(data)
 
 
 async def _save(part: BodyPartReader, path: Path, limit: int) -> int:
