@@ -18,7 +18,7 @@ from daemon.api.auth import PUBLIC_PATHS, TokenSet, is_loopback, make_auth_middl
 from daemon.api.device_api import setup_device_api
 from daemon.api.features import setup_feature_api
 from daemon.api.middleware import make_request_middleware
-from daemon.api.privacy import setup_privacy_api
+from daemon.api.privacy import PRIVACY_PATHS, setup_privacy_api
 from daemon.api.stream import setup_stream_api
 from daemon.api.tasks import setup_tasks_api
 from daemon.appkeys import CONFIG, POOL, STATUS
@@ -30,7 +30,6 @@ from daemon.vision.engine import ModelPaths, VisionEngine
 log = logging.getLogger(__name__)
 
 DETECTOR_NAME = "blazeface_full_range"
-PRIVACY_PATHS = frozenset({"/api/v1/blur-faces", "/process", "/detect"})
 
 
 def build_app(

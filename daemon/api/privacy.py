@@ -46,9 +46,8 @@ class Rejected(Exception):
 def setup_privacy_api(app: web.Application) -> None:
     config = app[CONFIG]
     app[PRIVACY] = PrivacyService(config.privacy, app[POOL], config.workers.count)
-    app.router.add_post("/api/v1/blur-faces", blur_faces)
-    app.router.add_post("/process", process)
-    app.router.add_post("/detect", detect)
+    for path, handler in ROUTES.items():
+        app.router.add_post(path, handler)
 
 
 @dataclass
@@ -211,3 +210,8 @@ async def read_upload(request: web.Request, max_bytes: int) -> Upload:
     if not image:
         raise Rejected(400, NO_IMAGE)
     return Upload(image, digest.hexdigest(), fields)
+
+
+# The seed service's paths; also the routes auth.privacy_without_token exempts (daemon/app.py).
+ROUTES = {"/api/v1/blur-faces": blur_faces, "/process": process, "/detect": detect}
+PRIVACY_PATHS = frozenset(ROUTES)
