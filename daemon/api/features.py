@@ -13,9 +13,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
+from daemon.api import multipart
 from daemon.api.families import FEATURE, speaks
+from daemon.api.multipart import FieldSpec
 from daemon.appkeys import CONFIG, POOL
 from daemon.errors import ImageError
 from daemon.services import features
@@ -168,38 +170,20 @@ async def read_form(request: web.Request, limits: dict[str, int]) -> dict[str, b
 
     A field sent twice is refused: which of two images should be used is not ours to guess.
     """
-    if not request.content_type.startswith("multipart/"):
-        raise BadRequest(
-            f"expected multipart/form-data with a file field 'image', got {request.content_type!r}"
-        )
+    specs = {name: FieldSpec(limit) for name, limit in limits.items()}
     budget = request.app[CONFIG].server.max_request_bytes
-    if request.content_length is not None and request.content_length > budget:
-        raise web.HTTPRequestEntityTooLarge(budget, request.content_length)
-    fields: dict[str, bytes] = {}
-    total = 0
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise BadRequest("nested multipart bodies are not accepted")
-            name = part.name
-            if name in fields:
-                raise BadRequest(f"field {name!r} is given more than once")
-            data = bytearray()
-            while chunk := await part.read_chunk(CHUNK):
-                total += len(chunk)
-                if total > budget:
-                    raise web.HTTPRequestEntityTooLarge(budget, total)
-                if name not in limits:
-                    continue
-                data += chunk
-                if len(data) > limits[name]:
-                    raise _too_long(name, limits[name])
-            if name in limits:
-                fields[name] = bytes(data)
-    except (ValueError, AssertionError, RuntimeError) as exc:  # aiohttp's multipart parse errors
-        raise BadRequest(f"malformed multipart body: {exc}") from None
-    return fields
+        return await multipart.read_form(request, specs, budget)
+    except multipart.NotMultipart as exc:
+        raise BadRequest(
+            f"expected multipart/form-data with a file field 'image', got {exc.content_type!r}"
+        ) from None
+    except multipart.BodyTooLarge as exc:
+        raise web.HTTPRequestEntityTooLarge(exc.budget, exc.size) from None
+    except multipart.FieldTooLong as exc:
+        raise _too_long(exc.name, exc.cap) from None
+    except multipart.FormError as exc:  # a field given twice, a nested or malformed body
+        raise BadRequest(str(exc)) from None
 
 
 def _too_long(name: str, limit: int) -> Exception:

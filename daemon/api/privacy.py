@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
+from daemon.api import multipart
 from daemon.api.families import PLAIN, speaks
+from daemon.api.multipart import FieldSpec
 from daemon.appkeys import CONFIG, POOL, PRINCIPAL
 from daemon.errors import ImageError
 from daemon.services.privacy import BlurOptions, Caller, PrivacyResult, PrivacyService
@@ -25,7 +27,6 @@ from daemon.vision.blur import BLUR_METHODS
 
 PRIVACY = web.AppKey("privacy_service", PrivacyService)
 
-CHUNK = 64 * 1024
 MAX_FIELD_BYTES = 256  # show_box, method
 FORM_OVERHEAD = 64 * 1024  # part headers and small fields on top of the image
 NO_IMAGE = "No image provided"
@@ -168,48 +169,40 @@ async def read_upload(request: web.Request, max_bytes: int) -> Upload:
     Other parts are read and dropped; the whole body may hold max_bytes plus FORM_OVERHEAD (413
     beyond). A second ``image`` part is refused.
     """
-    if not request.content_type.startswith("multipart/"):
-        raise Rejected(400, NO_IMAGE)
-    budget = max_bytes + FORM_OVERHEAD
-    if request.content_length is not None and request.content_length > budget:
-        raise Rejected(
-            413, f"Image too large: the request is {request.content_length} bytes, the limit is {budget}"
-        )
-    image: bytearray | None = None
+    image = bytearray()
     digest = hashlib.sha256()
-    fields: dict[str, str] = {}
-    total = 0
+
+    def take(chunk: bytes) -> None:
+        digest.update(chunk)
+        image.extend(chunk)
+
+    specs = {
+        "image": FieldSpec(max_bytes, open=lambda _part: take),
+        "show_box": FieldSpec(MAX_FIELD_BYTES, once=False),
+        "method": FieldSpec(MAX_FIELD_BYTES, once=False),
+    }
+    budget = max_bytes + FORM_OVERHEAD
+    too_large = f"Image too large: the limit is {max_bytes} bytes"
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise Rejected(400, "nested multipart bodies are not accepted")
-            name = part.name
-            if name == "image" and image is not None:
-                raise Rejected(400, "field 'image' is given more than once")
-            data = bytearray()
-            while chunk := await part.read_chunk(CHUNK):
-                total += len(chunk)
-                if total > budget:
-                    raise Rejected(413, f"Image too large: the limit is {max_bytes} bytes")
-                if name == "image":
-                    if len(data) + len(chunk) > max_bytes:
-                        raise Rejected(413, f"Image too large: the limit is {max_bytes} bytes")
-                    digest.update(chunk)
-                    data += chunk
-                elif name in ("show_box", "method"):
-                    data += chunk
-                    if len(data) > MAX_FIELD_BYTES:
-                        raise Rejected(400, f"field {name!r} is too long")
-            if name == "image":
-                image = data
-            elif name in ("show_box", "method"):
-                fields[name] = data.decode("utf-8", "replace")
-    except (ValueError, AssertionError, RuntimeError) as exc:  # aiohttp's multipart parse errors
-        raise Rejected(400, f"malformed multipart body: {exc}") from None
+        fields = await multipart.read_form(request, specs, budget)
+    except multipart.NotMultipart:
+        raise Rejected(400, NO_IMAGE) from None
+    except multipart.BodyTooLarge as exc:
+        if exc.declared:
+            raise Rejected(
+                413, f"Image too large: the request is {exc.size} bytes, the limit is {budget}"
+            ) from None
+        raise Rejected(413, too_large) from None
+    except multipart.FieldTooLong as exc:
+        if exc.name == "image":
+            raise Rejected(413, too_large) from None
+        raise Rejected(400, f"field {exc.name!r} is too long") from None
+    except multipart.FormError as exc:  # image given twice, a nested or malformed body
+        raise Rejected(400, str(exc)) from None
     if not image:
         raise Rejected(400, NO_IMAGE)
-    return Upload(image, digest.hexdigest(), fields)
+    texts = {name: value.decode("utf-8", "replace") for name, value in fields.items()}
+    return Upload(image, digest.hexdigest(), texts)
 
 
 # The seed service's paths; also the routes auth.privacy_without_token exempts (daemon/app.py).

@@ -20,16 +20,19 @@ from typing import Any, BinaryIO
 
 from aiohttp import BodyPartReader, web
 
+from daemon.api import multipart
 from daemon.api.families import PLAIN, error_response, speaks
+from daemon.api.multipart import FieldSpec, Sink
 from daemon.api.privacy import FORM_OVERHEAD, Rejected
 from daemon.appkeys import CONFIG, PRINCIPAL
 from daemon.services.task_store import DONE, TaskRecord
-from daemon.services.tasks import TASKS, TaskNotFound, TaskNotReady, setup_tasks
+from daemon.services.tasks import TASKS, TaskNotFound, TaskNotReady, TaskService, setup_tasks
 from daemon.services.video_blur import VideoError, probe_video
 from daemon.vision.blur import BLUR_METHODS
 from daemon.vision.engine import VisionEngine
 
 VIDEO_FIELDS = ("video", "file")
+TEXT_FIELDS = ("method", "output")
 UPLOAD_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts"})
 OUTPUTS = ("mp4", "avi")
 WRITE_CHUNK = 1024 * 1024
@@ -46,108 +49,113 @@ def setup_tasks_api(app: web.Application, engine_factory: Callable[[], VisionEng
 @speaks(PLAIN)
 async def submit_blur_video(request: web.Request) -> web.Response:
     service = request.app[TASKS]
-    limit = request.app[CONFIG].tasks.max_upload_bytes
-    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
-        return error_response(request, 413, f"video too large (limit {limit} bytes)")
-    if not request.content_type.startswith("multipart/"):
-        return error_response(request, 400, "expected multipart/form-data with a 'video' file field")
-    task_id = service.reserve()  # Overloaded → 503 + Retry-After (middleware)
-    upload: Path | None = None
+    config = request.app[CONFIG]
+    limit = config.tasks.max_upload_bytes
+    video = _VideoUpload(service)
+    specs = {name: FieldSpec(limit, open=video.open, once=False) for name in VIDEO_FIELDS}
+    specs |= {name: FieldSpec(MAX_FIELD_BYTES, once=False) for name in TEXT_FIELDS}
     try:
-        upload, original, fields = await _receive(request, service.upload_path, task_id, limit)
-        method = fields.get("method") or request.app[CONFIG].privacy.method
-        output = fields.get("output") or request.app[CONFIG].tasks.output
+        try:
+            form = await multipart.read_form(request, specs, limit + FORM_OVERHEAD, other_cap=FORM_OVERHEAD)
+        except multipart.FormError as exc:
+            raise _rejection(exc, limit) from None
+        await video.close()
+        if video.path is None:
+            raise Rejected(400, "No video provided")
+        if video.size == 0:
+            raise Rejected(400, "empty video")
+        fields = {name: value.decode("utf-8", "replace").strip() for name, value in form.items()}
+        method = fields.get("method") or config.privacy.method
+        output = fields.get("output") or config.tasks.output
         if method not in BLUR_METHODS:
             raise Rejected(400, f"unknown method {method!r}; one of {', '.join(BLUR_METHODS)}")
         if output not in OUTPUTS:
             raise Rejected(400, f"unknown output {output!r}; one of {', '.join(OUTPUTS)}")
         try:
-            info = await asyncio.get_running_loop().run_in_executor(None, probe_video, upload)
+            info = await asyncio.get_running_loop().run_in_executor(None, probe_video, video.path)
         except VideoError as exc:
             raise Rejected(400, str(exc)) from None
         options = {"method": method, "output": output}
-        record = await service.submit(task_id, upload, info, original, options, request.get(PRINCIPAL, ""))
+        record = await service.submit(
+            video.task_id, video.path, info, video.original, options, request.get(PRINCIPAL, "")
+        )
     except Rejected as exc:
-        if upload is not None:
-            upload.unlink(missing_ok=True)
+        await video.discard()
         return error_response(request, exc.status, exc.message)
     except BaseException:
-        if upload is not None:
-            upload.unlink(missing_ok=True)
+        await video.discard()
         raise
     url = f"/api/v1/tasks/{record.id}"
     body = {"task_id": record.id, "status": record.status, "status_url": url}
     return web.json_response(body, status=202, headers={"Location": url})
 
 
-async def _receive(
-    request: web.Request, path_for: Callable[[str, str], Path], task_id: str, limit: int
-) -> tuple[Path, str, dict[str, str]]:
-    """Stream the multipart body: the video to disk, the small text fields into a dict."""
-    reader = await request.multipart()
-    upload: Path | None = None
-    original = ""
-    fields: dict[str, str] = {}
-    try:
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise Rejected(400, "nested multipart is not supported")
-            if part.name in VIDEO_FIELDS and part.filename is not None:
-                if upload is not None:
-                    raise Rejected(400, "one video per task")
-                original = Path(part.filename).name
-                suffix = Path(original).suffix.lower()
-                upload = path_for(task_id, suffix if suffix in UPLOAD_SUFFIXES else ".video")
-                await _save(part, upload, limit)
-            elif part.name in ("method", "output"):
-                raw = await _read_capped(part, MAX_FIELD_BYTES)
-                if raw is None:
-                    raise Rejected(400, f"field {part.name} too long")
-                fields[part.name] = raw.decode("utf-8", "replace").strip()
-            elif await _read_capped(part, FORM_OVERHEAD) is None:  # other parts: read and dropped
-                raise Rejected(413, f"video too large (limit {limit} bytes)")
-    except BaseException:
-        if upload is not None:
-            upload.unlink(missing_ok=True)
-        raise
-    if upload is None:
-        raise Rejected(400, "No video provided")
-    return upload, original, fields
+def _rejection(exc: multipart.FormError, limit: int) -> Rejected:
+    if isinstance(exc, multipart.NotMultipart):
+        return Rejected(400, "expected multipart/form-data with a 'video' file field")
+    if isinstance(exc, multipart.FieldTooLong) and exc.name in TEXT_FIELDS:
+        return Rejected(400, f"field {exc.name} too long")
+    if isinstance(exc, multipart.BodyTooLarge | multipart.FieldTooLong):  # the video, or the rest of the form
+        return Rejected(413, f"video too large (limit {limit} bytes)")
+    return Rejected(400, str(exc))
 
 
-async def _read_capped(part: BodyPartReader, cap: int) -> bytes | None:
-    """The whole part (read_chunk may return less than asked), or None once it exceeds cap bytes, so
-    a client without Content-Length cannot stream an unbounded extra part."""
-    data = bytearray()
-    while chunk := await part.read_chunk(min(cap + 1, 64 * 1024)):
-        data += chunk
-        if len(data) > cap:
+class _VideoUpload:
+    """The video part, written to the task's upload file in executor-sized chunks as it arrives (never
+    held in memory, never copied on the event loop). The task id is reserved when the part starts."""
+
+    def __init__(self, service: TaskService) -> None:
+        self._service = service
+        self.task_id = ""
+        self.path: Path | None = None
+        self.original = ""
+        self.size = 0
+        self._handle: BinaryIO | None = None
+        self._buffer = bytearray()
+
+    def open(self, part: BodyPartReader) -> Sink | None:
+        """The sink for a video part; None (read and dropped as an unknown part) when it is no file."""
+        if part.filename is None:
             return None
-    return bytes(data)
+        if self.path is not None:
+            raise Rejected(400, "one video per task")
+        self.task_id = self._service.reserve()  # Overloaded → 503 + Retry-After (middleware)
+        self.original = Path(part.filename).name
+        suffix = Path(self.original).suffix.lower()
+        self.path = self._service.upload_path(self.task_id, suffix if suffix in UPLOAD_SUFFIXES else ".video")
+        return self._write
 
+    async def _write(self, chunk: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        if self._handle is None:
+            self._handle = await loop.run_in_executor(None, self.path.open, "wb")
+        self.size += len(chunk)
+        self._buffer += chunk
+        if len(self._buffer) >= WRITE_CHUNK:  # written as is: no copy on the event loop
+            await loop.run_in_executor(None, self._handle.write, self._buffer)
+            self._buffer.clear()
 
-async def _save(part: BodyPartReader, path: Path, limit: int) -> int:
-    """Write a file part to ``path`` in executor-sized chunks; Rejected(413) beyond ``limit``."""
-    loop = asyncio.get_running_loop()
-    handle: BinaryIO = await loop.run_in_executor(None, path.open, "wb")
-    size = 0
-    try:
-        buffer = bytearray()
-        while chunk := await part.read_chunk(256 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise Rejected(413, f"video too large (limit {limit} bytes)")
-            buffer += chunk
-            if len(buffer) >= WRITE_CHUNK:  # written as is: no copy on the event loop
-                await loop.run_in_executor(None, handle.write, buffer)
-                buffer.clear()
-        if buffer:
-            await loop.run_in_executor(None, handle.write, buffer)
-    finally:
-        await loop.run_in_executor(None, handle.close)
-    if size == 0:
-        raise Rejected(400, "empty video")
-    return size
+    async def close(self) -> None:
+        """Write what is still buffered and close the file."""
+        if self._handle is None:
+            return
+        loop = asyncio.get_running_loop()
+        handle, self._handle = self._handle, None
+        try:
+            if self._buffer:
+                await loop.run_in_executor(None, handle.write, self._buffer)
+        finally:
+            self._buffer.clear()
+            await loop.run_in_executor(None, handle.close)
+
+    async def discard(self) -> None:
+        """Delete the (partial) upload."""
+        self._buffer.clear()
+        try:
+            await self.close()
+        finally:
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
 
 
 @speaks(PLAIN)
