@@ -18,6 +18,7 @@ from daemon.api.auth import PUBLIC_PATHS, TokenSet, is_loopback, make_auth_middl
 from daemon.api.device_api import setup_device_api
 from daemon.api.features import setup_feature_api
 from daemon.api.middleware import make_request_middleware
+from daemon.api.ops_api import setup_ops_api
 from daemon.api.privacy import PRIVACY_PATHS, setup_privacy_api
 from daemon.api.stream import setup_stream_api
 from daemon.api.tasks import setup_tasks_api
@@ -71,6 +72,7 @@ def build_app(
     setup_privacy_api(app)
     setup_stream_api(app, detection_engine_factory)
     setup_tasks_api(app, detection_engine_factory)
+    setup_ops_api(app)  # after the device API: uses its library; its disk-floor middleware goes last
     return app
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from daemon import __version__
 from daemon.config import Config, load_config, with_overrides
 from daemon.config_schema import render_defaults
-from daemon.errors import FacegateError
+from daemon.errors import FacegateError, ModelError
+from daemon.ops.exits import EXIT_CONFIG, EXIT_MODELS, EXIT_STATE
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -38,8 +39,17 @@ def _config_from_args(args: argparse.Namespace) -> Config:
 def _cmd_run(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     if args.validate_config:
-        print(f"config OK: {args.config or 'built-in defaults'}")
+        from daemon.vision.engine import ModelPaths
+
+        ModelPaths.resolve(config.models_path, config.models.embedding)  # ModelError: exit 3
+        print(f"config OK: {args.config or 'built-in defaults'}; models OK: {config.models_path}")
         return 0
+    from daemon.ops.state import state_dir_problem
+
+    problem = state_dir_problem(config.state_path)
+    if problem:
+        print(f"facegate: {problem}", file=sys.stderr)
+        return EXIT_STATE
     from daemon.ops.logs import setup_logging
     from daemon.ops.systemd import SystemdNotifier
     from daemon.serve import serve
@@ -75,11 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_defaults(sub)
-    from daemon import cli_client, cli_tools, cli_video
+    from daemon import cli_client, cli_ops, cli_tools, cli_video
 
     cli_tools.add_commands(sub)
     cli_client.add_commands(sub)
     cli_video.add_commands(sub)
+    cli_ops.add_commands(sub)
     return parser
 
 
@@ -88,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except ModelError as exc:
+        print(f"facegate: {exc}", file=sys.stderr)
+        return EXIT_MODELS
     except FacegateError as exc:
         print(f"facegate: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

@@ -18,9 +18,10 @@ import yaml
 
 from daemon.config_schema import apply_env_overrides, build, section, setting
 from daemon.errors import ConfigError
+from daemon.ops.packaged import packaged_models_dir
 from daemon.services.scores import DEFAULT_ANCHORS, ScoreMapping
 
-PACKAGE_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+PACKAGE_MODELS_DIR = packaged_models_dir()  # daemon/models in a wheel, models/ in a checkout
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,27 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class OpsConfig:
+    """Disk floor, library bundles (export/import) and backups (docs/OPERATIONS.md)."""
+
+    min_free_mb: int = setting(
+        256,
+        "below this much free space (MiB) on the state dir's filesystem, writes are refused "
+        "(device code 104930, HTTP 507) and reads keep working (0: no floor)",
+        min=0,
+    )
+    disk_check_seconds: float = setting(5.0, "how often the free space is measured", min=0.5, max=600)
+    bundle_key_file: str = setting(
+        "",
+        "HMAC-SHA256 key that signs and checks library bundles; empty: <state_dir>/bundle.key "
+        "(created, mode 0600, on first use)",
+    )
+    max_import_bytes: int = setting(
+        16 * 1024 * 1024 * 1024, "largest bundle POST /api/admin/library/import accepts", min=1024
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = section(ServerConfig)
     auth: AuthConfig = section(AuthConfig)
@@ -282,6 +304,7 @@ class Config:
     stream: StreamConfig = section(StreamConfig)
     tasks: TasksConfig = section(TasksConfig)
     logging: LoggingConfig = section(LoggingConfig)
+    ops: OpsConfig = section(OpsConfig)
 
     def __post_init__(self) -> None:
         try:
@@ -300,6 +323,10 @@ class Config:
     @property
     def database_path(self) -> Path:
         return Path(self.library.database) if self.library.database else self.state_path / "library.sqlite3"
+
+    @property
+    def bundle_key_path(self) -> Path:
+        return Path(self.ops.bundle_key_file) if self.ops.bundle_key_file else self.state_path / "bundle.key"
 
     @property
     def token_path(self) -> Path:

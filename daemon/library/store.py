@@ -212,6 +212,17 @@ class FaceStore:
         """Unbind a face from groups (2.6); unknown groups fail individually. Raises FaceNotFound."""
         return self._bind(face_token, group_ids, bound=False)
 
+    def rewrite(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a bulk ``operation`` (a library import) in one transaction, then rebuild the index from
+        the file: too many changes to mirror one by one. A failure rolls back and leaves the index."""
+        with self._lock:
+            with db.transaction(self._conn):
+                result = operation(self._conn)
+            if self._index is not None and self._model_id is not None:
+                self.attach_index(self._index, self._model_id)
+            self._reclaim_space()
+            return result
+
     # -- internals --------------------------------------------------------------------------------
 
     def _bind(self, face_token: str, group_ids: Sequence[str], *, bound: bool) -> BindResult:

@@ -178,6 +178,10 @@ class LibraryService:
     async def reset(self) -> None:
         await self._call(self.store.reset)
 
+    async def rewrite(self, operation: Callable[[Any], T]) -> T:
+        """A bulk change (library import) in one transaction; the index is rebuilt after it."""
+        return await self._call(self.store.rewrite, operation)
+
     # -- groups -----------------------------------------------------------------------------------
 
     async def list_groups(self) -> list[GroupInfo]:
