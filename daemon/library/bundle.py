@@ -8,7 +8,7 @@ Format (version 1): UTF-8 JSON, one record per line, read and written one record
 - ``{"t": "group", "group_id", "name", "type", "score"}`` for every exported group (``default``
   included), then
 - ``{"t": "image", "image_id", "kind", "width", "height", "description", "name", "gender", "created",
-  "original": <base64>, "faces": [{"face_token", "rect": [l, t, r, b], "crop": <base64>,
+  "original": <base64>, "faces": [{"id", "face_token", "rect": [l, t, r, b], "crop": <base64>,
   "template": <base64 float32>, "quality", "created", "groups": [group_id …]} …]}``
 - last line: ``{"t": "end", "records": <lines between header and end>, "hmac": <hex>}`` where hmac is
   HMAC-SHA256 with the bundle key over every byte before the end line.
@@ -168,6 +168,7 @@ def _faces(
                 continue
         out.append(
             {
+                "id": int(row[0]),
                 "face_token": row[1],
                 "rect": [int(v) for v in row[2:6]],
                 "crop": _b64(row[6]),
@@ -206,7 +207,7 @@ def apply(
         if record["t"] == "group":
             created += _apply_group(conn, record, mode)
         else:
-            faces += _apply_image(conn, record, dim)
+            faces += _apply_image(conn, record, dim, keep_ids=mode == "replace")
             images += 1
     return ImportResult(images=images, faces=faces, groups_created=created, mode=mode)
 
@@ -225,7 +226,9 @@ def _apply_group(conn: sqlite3.Connection, record: dict[str, Any], mode: ImportM
     return 0
 
 
-def _apply_image(conn: sqlite3.Connection, record: dict[str, Any], dim: int) -> int:
+def _apply_image(conn: sqlite3.Connection, record: dict[str, Any], dim: int, keep_ids: bool) -> int:
+    """Insert one image with its faces; ``keep_ids`` (replace mode: the tables were emptied) keeps
+    the faces' numeric ids, which the device API shows as ``id``."""
     image_id = record["image_id"]
     if conn.execute("SELECT 1 FROM images WHERE image_id = ?", (image_id,)).fetchone():
         raise BundleError(f"image {image_id!r} is already in the library (use --replace, or delete it)")
@@ -249,10 +252,11 @@ def _apply_image(conn: sqlite3.Connection, record: dict[str, Any], dim: int) -> 
             template = _unb64(face["template"])
             _check_template(template, dim, face["face_token"])
             face_row = conn.execute(
-                "INSERT INTO faces (face_token, image, rect_left, rect_top, rect_right, rect_bottom,"
+                "INSERT INTO faces (id, face_token, image, rect_left, rect_top, rect_right, rect_bottom,"
                 " crop_jpeg, template, model_id, quality, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    int(face["id"]) if keep_ids else None,
                     face["face_token"],
                     image_row,
                     *(int(v) for v in face["rect"]),
