@@ -168,7 +168,7 @@ def test_refuses_to_start_with_an_altered_model(tmp_path):
         f.write(b"\x00\x01\x02\x03")
     daemon = Daemon(tmp_path, {"FACEGATE_MODELS_DIR": str(models)})
     try:
-        assert daemon.proc.wait(timeout=60) == 2
+        assert daemon.proc.wait(timeout=60) == 3  # EXIT_MODELS: the unit does not restart it
         daemon.wait_for(r"face_detection_short_range\.tflite has sha256 [0-9a-f]{64}, expected")
     finally:
         daemon.stop()
@@ -180,7 +180,7 @@ def test_refuses_to_start_with_a_missing_model(tmp_path):
     (models / "face_detection_full_range.tflite").unlink()
     daemon = Daemon(tmp_path, {"FACEGATE_MODELS_DIR": str(models)})
     try:
-        assert daemon.proc.wait(timeout=60) == 2
+        assert daemon.proc.wait(timeout=60) == 3  # EXIT_MODELS
         daemon.wait_for(r"model file missing: .*face_detection_full_range\.tflite")
     finally:
         daemon.stop()

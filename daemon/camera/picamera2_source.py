@@ -26,6 +26,17 @@ INSTALL_HINT = (
 )
 
 
+def broken_hint(exc: BaseException) -> str:
+    """What to say when picamera2 is installed but fails to import (retrying cannot help)."""
+    reason = f"picamera2 is installed but cannot be imported: {type(exc).__name__}: {exc}"
+    if "dtype size changed" in str(exc) or "numpy" in str(exc).lower():
+        return (
+            f"{reason}. The virtualenv's numpy is not the one apt's simplejpeg was built for: install "
+            "simplejpeg from PyPI into the virtualenv (scripts/install-pi does; docs/OPERATIONS.md)"
+        )
+    return reason
+
+
 class Picamera2Source(FrameSource):
     """Camera ``camera_num`` through picamera2, at ``width`` x ``height`` (aligned by libcamera)."""
 
@@ -48,6 +59,8 @@ class Picamera2Source(FrameSource):
             from picamera2 import Picamera2  # deliberately lazy, see module doc
         except ImportError as exc:
             raise CameraBackendMissing(INSTALL_HINT) from exc
+        except Exception as exc:  # boundary: installed but broken, e.g. a numpy ABI clash
+            raise CameraBackendMissing(broken_hint(exc)) from exc
         camera: Any = None
         try:
             camera = Picamera2(self._camera_num)

@@ -31,6 +31,8 @@ UNIT_PATHS = (Path("/etc/systemd/system/facegate.service"), Path("/usr/lib/syste
 # The device classes (names in /proc/devices) libcamera, V4L2 and the DMA heaps use: /dev/video* and
 # /dev/v4l-subdev* are video4linux, /dev/media* is media, /dev/dma_heap/* is dma_heap.
 CAMERA_DEVICE_CLASSES = ("video4linux", "media", "dma_heap")
+# Directories of device nodes (on a Pi); a DeviceAllow= naming one is silently ignored by systemd.
+DEVICE_DIRS = frozenset({"/dev/dma_heap", "/dev/v4l", "/dev/dri", "/dev/snd"})
 SANE_EPOCH = 1735689600  # 2025-01-01: a Pi without RTC or network boots with an older clock
 SECRET_FILES = ("tokens", "bundle.key")
 CAMERA_TIMEOUT = 10.0
@@ -260,7 +262,7 @@ def unit_device_problems(text: str) -> list[str]:
     allowed = device_allow_entries(text)
     problems = []
     for entry in allowed:
-        if entry.startswith("/dev/") and Path(entry).is_dir():
+        if entry.startswith("/") and (Path(entry).is_dir() or entry.rstrip("/") in DEVICE_DIRS):
             problems.append(f"DeviceAllow={entry} is a directory, which systemd ignores")
     names = {e.removeprefix("char-") for e in allowed if e.startswith("char-")}
     for cls in CAMERA_DEVICE_CLASSES:

@@ -1,0 +1,110 @@
+"""`facegate doctor --json` as a person runs it: a real process, real models, a real state dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from daemon.config import PACKAGE_MODELS_DIR
+
+
+def doctor(state: Path, **env: str) -> tuple[int, dict]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")}
+    environ.update(env)
+    run = subprocess.run(
+        [sys.executable, "-m", "daemon", "doctor", "--json", "--state-dir", str(state)],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    report = json.loads(run.stdout)
+    assert report["healthy"] == (run.returncode == 0), run.stdout
+    return run.returncode, {c["name"]: c for c in report["checks"]}
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    path = tmp_path / "state"
+    path.mkdir(mode=0o750)
+    path.chmod(0o750)
+    (path / "tokens").write_text("admin:" + "x" * 32 + "\n")
+    (path / "tokens").chmod(0o600)
+    return path
+
+
+def test_a_healthy_device_passes_and_an_absent_camera_is_not_configured(state):
+    code, checks = doctor(state)
+    assert code == 0, checks
+    assert checks["camera"]["status"] == "skip" and "not configured" in checks["camera"]["detail"]
+    for name in ("config", "model:detector_short", "model:detector_full", "model:embedding_int8", "tflite"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert checks["state_dir"]["status"] == "ok" and checks["file:tokens"]["status"] == "ok"
+    assert checks["disk"]["status"] in ("ok", "warn")
+
+
+def test_a_wrong_model_hash_fails_and_names_the_file(state, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(PACKAGE_MODELS_DIR, models)
+    with (models / "face_detection_full_range.tflite").open("r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff\xfe")
+    code, checks = doctor(state, FACEGATE_MODELS_DIR=str(models))
+    assert code == 1
+    check = checks["model:detector_full"]
+    assert check["status"] == "fail" and "face_detection_full_range.tflite has sha256" in check["detail"]
+    assert "reinstall" in check["fix"]
+    assert checks["model:detector_short"]["status"] == "ok"
+
+
+def test_a_world_readable_state_dir_and_token_file_fail_with_the_fix(state):
+    state.chmod(0o755)
+    (state / "tokens").chmod(0o644)
+    code, checks = doctor(state)
+    assert code == 1
+    assert checks["state_dir"]["status"] == "fail" and "lets other users in" in checks["state_dir"]["detail"]
+    assert checks["state_dir"]["fix"].startswith(f"chmod 0750 {state}")
+    assert (
+        checks["file:tokens"]["status"] == "fail"
+        and checks["file:tokens"]["fix"] == f"chmod 0600 {state / 'tokens'}"
+    )
+
+
+def test_an_invalid_config_fails_the_config_check(state, tmp_path):
+    code, checks = doctor(state, FACEGATE_WORKERS_COUNT="0")
+    assert (
+        code == 1 and checks["config"]["status"] == "fail" and "workers.count" in checks["config"]["detail"]
+    )
+
+
+def test_a_camera_that_cannot_deliver_is_a_failure_with_the_reason(state, tmp_path):
+    code, checks = doctor(state, FACEGATE_CAMERA_SOURCE=str(tmp_path / "nothing.mp4"))
+    assert code == 1 and checks["camera"]["status"] == "fail"
+    assert "nothing.mp4" in checks["camera"]["detail"] and checks["camera"]["fix"]
+
+
+def test_validate_config_checks_the_models(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(PACKAGE_MODELS_DIR, models)
+    (models / "face_embedding_int8.tflite").write_bytes(b"not a model")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "daemon", "run", "--validate-config"],
+        env={**environ, "FACEGATE_MODELS_DIR": str(models)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 3, run.stderr
+    assert "face_embedding_int8.tflite has sha256" in run.stderr
