@@ -32,3 +32,15 @@ def test_restart_is_prevented_for_the_fatal_exit_statuses():
     lines = [line for line in UNIT.read_text().splitlines() if line.startswith("RestartPreventExitStatus=")]
     assert len(lines) == 1
     assert tuple(int(v) for v in lines[0].partition("=")[2].split()) == NO_RESTART == (2, 3, 4)
+
+
+def test_install_pi_restarts_on_upgrade_and_compiles_nothing():
+    script = (REPO / "scripts" / "install-pi").read_text()
+    commands = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
+    text = "\n".join(commands)
+    assert "systemctl restart facegate.service" in text
+    assert "python3-systemd" in text and "python3-picamera2" in text
+    for compiler_bit in ("gcc", "libsystemd-dev", "python3-dev", "[systemd]"):
+        assert compiler_bit not in text, compiler_bit
+    assert "--system-site-packages" in text and "[pios]" in text and "--force-reinstall" in text
+    assert "arm64" in text  # 64-bit only
