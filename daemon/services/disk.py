@@ -103,12 +103,16 @@ class DiskGuard:
         """Measure every ``interval`` seconds on a dedicated thread until cancelled."""
         executor = ThreadPoolExecutor(1, thread_name_prefix="facegate-disk")
         loop = asyncio.get_running_loop()
+        failing = False
         try:
             while True:
                 try:
                     await loop.run_in_executor(executor, self.measure)
+                    failing = False
                 except OSError as exc:
-                    log.warning("cannot measure free space under %s: %s", self.path, exc)
+                    if not failing:  # once per outage, not every few seconds
+                        log.warning("cannot measure free space under %s: %s", self.path, exc)
+                    failing = True
                 await asyncio.sleep(self.interval)
         finally:
             executor.shutdown(wait=False)
