@@ -41,6 +41,7 @@ CODE_BUSY = 104932
 EXPORT_PATH = "/api/admin/library/export"
 IMPORT_PATH = "/api/admin/library/import"
 ADMIN_ROUTES = frozenset({EXPORT_PATH, IMPORT_PATH})  # -> admin scope (see module docstring)
+READ_TIMEOUT = 60.0  # seconds an import upload may send nothing
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # POST routes that only read: they keep working when the disk is full.
 READ_ONLY_POSTS = (
@@ -111,10 +112,10 @@ async def export_library(request: web.Request) -> web.StreamResponse:
     chunks = request.app[PORTER].export(groups).__aiter__()
     try:
         first = await chunks.__anext__()
-    except GroupNotFound:
-        raise
-    except (BundleError, PortabilityBusy) as exc:
+    except (GroupNotFound, BundleError, PortabilityBusy) as exc:
         await chunks.aclose()
+        if isinstance(exc, GroupNotFound):
+            raise  # device_endpoint answers it (104311)
         return _porter_error(exc)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     response.headers["Content-Disposition"] = 'attachment; filename="facegate-library.bundle"'
@@ -135,7 +136,7 @@ async def import_library(request: web.Request) -> web.Response:
     if mode not in ("merge", "replace"):
         return device_response(400, 104900, "INVALID_PARAMETER:mode must be merge or replace")
     try:
-        result = await request.app[PORTER].import_stream(lambda: request.content.read(1 << 16), mode)
+        result = await request.app[PORTER].import_stream(lambda: _read_chunk(request), mode)
     except (BundleError, PortabilityBusy, PayloadTooLarge) as exc:
         return _porter_error(exc)
     except StorageFull as exc:
@@ -148,6 +149,13 @@ async def import_library(request: web.Request) -> web.Response:
             "groupsCreated": result.groups_created,
         }
     )
+
+
+async def _read_chunk(request: web.Request) -> bytes:
+    try:
+        return await asyncio.wait_for(request.content.read(1 << 16), READ_TIMEOUT)
+    except TimeoutError:
+        raise BundleError(f"the upload stalled for {READ_TIMEOUT:.0f} s") from None
 
 
 def _porter_error(exc: Exception) -> web.Response:

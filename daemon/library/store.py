@@ -214,12 +214,13 @@ class FaceStore:
 
     def rewrite(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run a bulk ``operation`` (a library import) in one transaction, then rebuild the index from
-        the file: too many changes to mirror one by one. A failure rolls back and leaves the index."""
+        the file: too many changes to mirror one by one. A failure rolls back and leaves the index.
+        The new index is filled before it replaces the old one, so searches meanwhile see the old."""
         with self._lock:
             with db.transaction(self._conn):
                 result = operation(self._conn)
             if self._index is not None and self._model_id is not None:
-                self.attach_index(self._index, self._model_id)
+                self.attach_index(TemplateIndex(self._index.dim), self._model_id)
             self._reclaim_space()
             return result
 
