@@ -108,3 +108,22 @@ def test_validate_config_checks_the_models(tmp_path):
     )
     assert run.returncode == 3, run.stderr
     assert "face_embedding_int8.tflite has sha256" in run.stderr
+
+
+def test_a_broken_picamera2_is_named_with_its_reason(state, tmp_path):
+    # picamera2 importable but failing the way apt's simplejpeg does under numpy 2 (a fake package
+    # standing in for the absent Pi software; the failure is what picamera2 issues #1088/#1211 show).
+    package = tmp_path / "fake" / "picamera2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility')\n"
+    )
+    code, checks = doctor(state, PYTHONPATH=str(tmp_path / "fake"))
+    assert code == 0 and checks["picamera2"]["status"] == "warn"  # no camera configured: a warning
+    assert (
+        "dtype size changed" in checks["picamera2"]["detail"]
+        and "simplejpeg" in checks["picamera2"]["detail"]
+    )
+    code, checks = doctor(state, PYTHONPATH=str(tmp_path / "fake"), FACEGATE_CAMERA_SOURCE="picamera2")
+    assert code == 1 and checks["picamera2"]["status"] == "fail"
+    assert checks["camera"]["status"] == "fail" and "dtype size changed" in checks["camera"]["detail"]

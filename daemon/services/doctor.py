@@ -75,6 +75,7 @@ def run_checks(
         lambda: check_state(config),
         lambda: [check_disk(config)],
         lambda: [check_tflite(config)],
+        lambda: check_camera_libraries(config),
         lambda: [check_camera(config)] if camera else [],
         lambda: [check_clock()],
         lambda: [check_unit(unit_paths)],
@@ -187,6 +188,33 @@ def check_tflite(config: Config) -> Check:
             "tflite", "fail", str(exc), "pip install -c constraints.txt ai-edge-litert (aarch64 wheel)"
         )
     return Check("tflite", "ok", f"{runtime_name()} runs {path.name} on the CPU")
+
+
+def check_camera_libraries(config: Config) -> list[Check]:
+    """picamera2 importable (a broken install says why), and OpenCV built with V4L2."""
+    import cv2
+
+    from daemon.camera.picamera2_source import INSTALL_HINT, broken_hint
+
+    wants_picamera2 = config.camera.source.startswith("picamera2")
+    try:
+        import picamera2  # noqa: F401  (only whether it imports)
+    except ImportError:
+        status: Status = "fail" if wants_picamera2 else "skip"
+        pic = Check("picamera2", status, "not installed", INSTALL_HINT if wants_picamera2 else "")
+    except Exception as exc:  # boundary: installed but broken (numpy ABI clash …)
+        status = "fail" if wants_picamera2 else "warn"
+        pic = Check(
+            "picamera2", status, broken_hint(exc), "re-run sudo scripts/install-pi (docs/OPERATIONS.md)"
+        )
+    else:
+        pic = Check("picamera2", "ok", "imports")
+    if cv2.videoio_registry.hasBackend(cv2.CAP_V4L2):
+        v4l2 = Check("v4l2", "ok", "OpenCV has its V4L2 backend")
+    else:
+        wants_v4l2 = config.camera.source.startswith(("/dev/", "v4l2:")) or config.camera.source.isdigit()
+        v4l2 = Check("v4l2", "fail" if wants_v4l2 else "skip", "OpenCV was built without V4L2")
+    return [pic, v4l2]
 
 
 def check_camera(config: Config) -> Check:
