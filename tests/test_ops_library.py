@@ -82,6 +82,8 @@ async def test_export_of_one_group_carries_only_its_faces(make_client, config, t
     assert body["images"] == 1 and body["faces"] == 1
     state = await api_state(target)
     assert [f["name"] for f in state["faces"]["face"]] == ["obama"]
+    token = state["faces"]["face"][0]["faceToken"]
+    assert state["members"] == {"default": [token], "staff": [token]}  # its bindings came along
     await call(source, "GET", EXPORT + "?group=nope", status=400, code=104311)
 
 

@@ -118,9 +118,14 @@ def export_lines(
 def _records(conn: sqlite3.Connection, model_id: str, selected: list[str]) -> Iterator[dict[str, Any]]:
     group_rows = conn.execute("SELECT id, group_id, name, type, score FROM groups ORDER BY id").fetchall()
     names = {int(row[0]): str(row[1]) for row in group_rows}
-    wanted = {row for row, group_id in names.items() if not selected or group_id in selected}
+    # A face is exported when bound to a selected group; its bindings to every exported group
+    # (the selected ones and `default`, which every bundle carries) go with it.
+    chosen = {row for row, group_id in names.items() if group_id in selected}
+    exported = {
+        row for row, group_id in names.items() if not selected or row in chosen or group_id == DEFAULT_GROUP
+    }
     for row in group_rows:
-        if int(row[0]) in wanted or row[1] == DEFAULT_GROUP:
+        if int(row[0]) in exported:
             yield {"t": "group", "group_id": row[1], "name": row[2], "type": row[3], "score": int(row[4])}
     last = 0
     while True:
@@ -133,7 +138,7 @@ def _records(conn: sqlite3.Connection, model_id: str, selected: list[str]) -> It
             return
         for image in images:
             last = int(image[0])
-            faces = _faces(conn, last, model_id, names, wanted if selected else None)
+            faces = _faces(conn, last, model_id, names, exported, chosen if selected else None)
             if selected and not faces:
                 continue
             yield {
@@ -152,7 +157,12 @@ def _records(conn: sqlite3.Connection, model_id: str, selected: list[str]) -> It
 
 
 def _faces(
-    conn: sqlite3.Connection, image_row: int, model_id: str, names: dict[int, str], wanted: set[int] | None
+    conn: sqlite3.Connection,
+    image_row: int,
+    model_id: str,
+    names: dict[int, str],
+    exported: set[int],
+    chosen: set[int] | None,
 ) -> list[dict[str, Any]]:
     out = []
     rows = conn.execute(
@@ -162,10 +172,9 @@ def _faces(
     ).fetchall()
     for row in rows:
         bound = [int(g) for (g,) in conn.execute("SELECT grp FROM bindings WHERE face = ?", (row[0],))]
-        if wanted is not None:
-            bound = [g for g in bound if g in wanted]
-            if not bound:
-                continue
+        if chosen is not None and not chosen.intersection(bound):
+            continue
+        bound = [g for g in bound if g in exported]
         out.append(
             {
                 "id": int(row[0]),
