@@ -34,7 +34,6 @@ CAMERA_DEVICE_CLASSES = ("video4linux", "media", "dma_heap")
 # Directories of device nodes (on a Pi); a DeviceAllow= naming one is silently ignored by systemd.
 DEVICE_DIRS = frozenset({"/dev/dma_heap", "/dev/v4l", "/dev/dri", "/dev/snd"})
 SANE_EPOCH = 1735689600  # 2025-01-01: a Pi without RTC or network boots with an older clock
-SECRET_FILES = ("tokens", "bundle.key")
 CAMERA_TIMEOUT = 10.0
 
 
@@ -134,7 +133,9 @@ def check_state(config: Config) -> list[Check]:
         out.append(Check("state_dir", "fail", f"{state}: " + "; ".join(problems), fix))
     else:
         out.append(Check("state_dir", "ok", f"{state} mode {stat.S_IMODE(info.st_mode):04o}"))
-    secrets = [config.token_path, config.bundle_key_path]
+    # Token files (whatever their format: tokens, tokens.json …) and keys in the state dir, and the
+    # bundle key wherever it is configured.
+    secrets = sorted({config.bundle_key_path, *state.glob("tokens*"), *state.glob("*.key")})
     databases = [config.database_path, config.database_path.with_name(config.database_path.name + "-wal")]
     for path, allowed in [(p, 0o077) for p in secrets] + [(p, 0o007) for p in databases]:
         if not path.is_file():
