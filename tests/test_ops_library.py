@@ -56,6 +56,7 @@ async def export_bytes(client, query: str = "") -> bytes:
     response = await client.get(EXPORT + query, headers=AUTH)
     assert response.status == 200, await response.text()
     assert response.headers["Content-Type"].startswith("application/x-ndjson")
+    assert response.headers.get("Transfer-Encoding") == "chunked"  # streamed, not built whole first
     return await response.read()
 
 
