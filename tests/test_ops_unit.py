@@ -44,3 +44,14 @@ def test_install_pi_restarts_on_upgrade_and_compiles_nothing():
         assert compiler_bit not in text, compiler_bit
     assert "--system-site-packages" in text and "[pios]" in text and "--force-reinstall" in text
     assert "arm64" in text  # 64-bit only
+
+
+def test_doctor_unit_check_on_the_shipped_and_the_old_unit(tmp_path):
+    from daemon.services.doctor import check_unit
+
+    assert check_unit((UNIT,)).status == "ok"
+    old = tmp_path / "facegate.service"
+    old.write_text(UNIT.read_text().replace("DeviceAllow=char-dma_heap rw", "DeviceAllow=/dev/dma_heap rw"))
+    check = check_unit((old,))
+    assert check.status == "fail" and "/dev/dma_heap is a directory" in check.detail and check.fix
+    assert check_unit((tmp_path / "absent.service",)).status == "skip"

@@ -69,21 +69,22 @@ def run_checks(
         if config_error
         else Check("config", "ok", "configuration is valid")
     ]
-    steps: list[Callable[[], list[Check]]] = [
-        lambda: check_models(config),
-        lambda: check_state(config),
-        lambda: [check_disk(config)],
-        lambda: [check_tflite(config)],
-        lambda: check_camera_libraries(config),
-        lambda: [check_camera(config)] if camera else [],
-        lambda: [check_clock()],
-        lambda: [check_unit(unit_paths)],
+    steps: list[tuple[str, Callable[[], list[Check]]]] = [
+        ("models", lambda: check_models(config)),
+        ("state_dir", lambda: check_state(config)),
+        ("disk", lambda: [check_disk(config)]),
+        ("tflite", lambda: [check_tflite(config)]),
+        ("camera_libraries", lambda: check_camera_libraries(config)),
+        ("camera", lambda: [check_camera(config)] if camera else []),
+        ("clock", lambda: [check_clock()]),
+        ("unit", lambda: [check_unit(unit_paths)]),
     ]
-    for step in steps:
+    for name, step in steps:
         try:
             checks.extend(step())
         except Exception as exc:  # boundary: a broken check is reported, never a traceback
-            checks.append(Check(getattr(step, "__name__", "check"), "fail", f"{type(exc).__name__}: {exc}"))
+            fix = "the check itself failed: report it with the output of facegate doctor --json"
+            checks.append(Check(name, "fail", f"{type(exc).__name__}: {exc}", fix))
     return checks
 
 
@@ -214,7 +215,8 @@ def check_camera_libraries(config: Config) -> list[Check]:
         v4l2 = Check("v4l2", "ok", "OpenCV has its V4L2 backend")
     else:
         wants_v4l2 = config.camera.source.startswith(("/dev/", "v4l2:")) or config.camera.source.isdigit()
-        v4l2 = Check("v4l2", "fail" if wants_v4l2 else "skip", "OpenCV was built without V4L2")
+        fix = "pip install -c constraints.txt opencv-python-headless (its wheels include V4L2)"
+        v4l2 = Check("v4l2", "fail" if wants_v4l2 else "skip", "OpenCV was built without V4L2", fix)
     return [pic, v4l2]
 
 
