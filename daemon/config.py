@@ -58,6 +58,11 @@ class ModelsConfig:
     dir: str = setting("", "directory holding the .tflite files; empty: the models/ folder of the install")
     num_threads: int = setting(1, "TFLite CPU threads per interpreter", min=1, max=16)
     embedding: Literal["int8", "fp32"] = setting("int8", "embedding model variant")
+    flip_average: bool = setting(
+        True,
+        "embed each face and its mirror image and average the two descriptors (fewer false rejections "
+        "at the same false-accept rate, docs/SCORES.md; twice the embedding time)",
+    )
 
 
 @dataclass(frozen=True)
