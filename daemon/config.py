@@ -112,7 +112,7 @@ class LibraryConfig:
     max_pitch: float = setting(35, "largest |pitch| in degrees accepted for enrollment", min=0, max=90)
     max_roll: float = setting(30, "largest |roll| in degrees accepted for enrollment", min=0, max=180)
     max_blurness: float = setting(
-        70, "largest blurness (0 sharp … 100) accepted for enrollment", min=0, max=100
+        85, "largest blurness (0 sharp … 100; ordinary photos 5–40) accepted for enrollment", min=0, max=100
     )
     min_brightness: float = setting(40, "darkest mean face brightness (0–255) accepted", min=0, max=255)
     max_brightness: float = setting(220, "brightest mean face brightness (0–255) accepted", min=0, max=255)
