@@ -118,6 +118,24 @@ class LibraryConfig:
     max_brightness: float = setting(220, "brightest mean face brightness (0–255) accepted", min=0, max=255)
     min_contrast: float = setting(18, "lowest face contrast (grey std) accepted", min=0)
     crop_jpeg_quality: int = setting(90, "JPEG quality of the stored face crops", min=10, max=100)
+    max_image_bytes: int = setting(
+        4 * 1024 * 1024,
+        "largest image file for enrollment, compare, search and the feature API (the device API's 4 MB); "
+        "to raise it, raise server.max_request_bytes too (base64 adds a third)",
+        min=1024,
+    )
+    max_image_pixels: int = setting(
+        50_000_000,
+        "images beyond the documented 4096x2160 (phone photos: 4032x3024, 3061x4600) are accepted up to "
+        "this many pixels",
+        min=1_000_000,
+    )
+    max_decode_pixels: int = setting(
+        16_777_216,
+        "largest image decoded in memory (3 bytes a pixel); a larger JPEG is decoded reduced (1/2, 1/4, "
+        "1/8), a larger PNG/BMP is refused",
+        min=1_000_000,
+    )
 
 
 @dataclass(frozen=True)
