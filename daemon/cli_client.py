@@ -31,8 +31,12 @@ class ClientError(Exception):
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("enroll", help="register the largest face of an image on a running daemon")
-    p.add_argument("image", type=Path)
+    p = sub.add_parser(
+        "enroll",
+        help="register the largest face of each image on a running daemon (several photos of one person: "
+        "one face each, same name; docs/SCORES.md shows two photos cut false rejections ~7-fold)",
+    )
+    p.add_argument("image", type=Path, nargs="+")
     p.add_argument("--name", default="", help="the person's name (≤128 bytes)")
     p.add_argument("--description", default="", help="free text (≤255 bytes)")
     p.add_argument("--gender", default="", help="free text (≤16 bytes)")
@@ -164,13 +168,38 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def enroll(client: DeviceClient, args: argparse.Namespace) -> None:
+    """Each image becomes one face with the same name, description and groups. Every image is tried
+    (one refused photo does not stop the others); the exit status is 1 when any failed."""
     extra = [g for g in dict.fromkeys(args.group) if g != DEFAULT_GROUP]
     if extra:  # refuse before enrolling, rather than leave a face half-bound
         known = {g["groupId"] for g in client.call("GET", "/api/faceGroups").get("faceGroupList", [])}
         missing = [g for g in extra if g not in known]
         if missing:
             raise ClientError(f"no such group: {', '.join(missing)} (create it with POST /api/faceGroups)")
-    body = {"image": image_base64(args.image), "name": args.name, "description": args.description}
+    answers: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for image in args.image:
+        try:
+            answers.append(_enroll_one(client, args, image, extra))
+        except ClientError as exc:
+            if len(args.image) == 1:
+                raise
+            failures.append(f"{image.name}: {exc}")
+            answers.append({"image": str(image), "error": str(exc)})
+            if not args.json:
+                print(f"not enrolled {image.name}: {exc}")
+    if args.json:
+        print(json.dumps(answers[0] if len(args.image) == 1 else answers, indent=2))
+    if failures:
+        raise ClientError(
+            f"{len(failures)} of {len(args.image)} images were not enrolled: " + "; ".join(failures)
+        )
+
+
+def _enroll_one(
+    client: DeviceClient, args: argparse.Namespace, image: Path, extra: list[str]
+) -> dict[str, Any]:
+    body = {"image": image_base64(image), "name": args.name, "description": args.description}
     if args.gender:
         body["gender"] = args.gender
     face = client.call("POST", "/api/faces", body)
@@ -180,11 +209,9 @@ def enroll(client: DeviceClient, args: argparse.Namespace) -> None:
         token = urllib.parse.quote(face["faceToken"], safe="")
         binding = client.call("POST", f"/api/faceGroups/binding/{token}", {"faceGroupList": extra})
         bound_envelope = client.last
-    if args.json:
-        print(json.dumps({"register": registered, "binding": bound_envelope}, indent=2))
-    else:
+    if not args.json:
         r = face["rect"]
-        print(f"enrolled {args.image.name}: faceToken {face['faceToken']}")
+        print(f"enrolled {image.name}: faceToken {face['faceToken']}")
         print(f"  imageId {face['imageId']}  id {face['id']}")
         print(f"  face at left {r['left']} top {r['top']} right {r['right']} bottom {r['bottom']}")
         groups = [DEFAULT_GROUP] + [g for g in extra if binding is None or g not in _failed(binding)]
@@ -192,6 +219,7 @@ def enroll(client: DeviceClient, args: argparse.Namespace) -> None:
     if binding is not None and binding.get("failCnt"):
         failures = "; ".join(f"{f['groupId']}: {f['errorMsg']}" for f in binding.get("failInfo", []))
         raise ClientError(f"enrolled as {face['faceToken']}, but binding failed for {failures}")
+    return {"register": registered, "binding": bound_envelope}
 
 
 def _failed(binding: dict[str, Any]) -> set[str]:

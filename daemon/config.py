@@ -59,6 +59,11 @@ class ModelsConfig:
     dir: str = setting("", "directory holding the .tflite files; empty: the models/ folder of the install")
     num_threads: int = setting(1, "TFLite CPU threads per interpreter", min=1, max=16)
     embedding: Literal["int8", "fp32"] = setting("int8", "embedding model variant")
+    flip_average: bool = setting(
+        True,
+        "embed each face and its mirror image and average the two descriptors (fewer false rejections "
+        "at the same false-accept rate, docs/SCORES.md; twice the embedding time)",
+    )
 
 
 @dataclass(frozen=True)
@@ -108,12 +113,30 @@ class LibraryConfig:
     max_pitch: float = setting(35, "largest |pitch| in degrees accepted for enrollment", min=0, max=90)
     max_roll: float = setting(30, "largest |roll| in degrees accepted for enrollment", min=0, max=180)
     max_blurness: float = setting(
-        70, "largest blurness (0 sharp … 100) accepted for enrollment", min=0, max=100
+        85, "largest blurness (0 sharp … 100; ordinary photos 5–40) accepted for enrollment", min=0, max=100
     )
     min_brightness: float = setting(40, "darkest mean face brightness (0–255) accepted", min=0, max=255)
     max_brightness: float = setting(220, "brightest mean face brightness (0–255) accepted", min=0, max=255)
     min_contrast: float = setting(18, "lowest face contrast (grey std) accepted", min=0)
     crop_jpeg_quality: int = setting(90, "JPEG quality of the stored face crops", min=10, max=100)
+    max_image_bytes: int = setting(
+        4 * 1024 * 1024,
+        "largest image file for enrollment, compare, search and the feature API (the device API's 4 MB); "
+        "to raise it, raise server.max_request_bytes too (base64 adds a third)",
+        min=1024,
+    )
+    max_image_pixels: int = setting(
+        50_000_000,
+        "images beyond the documented 4096x2160 (phone photos: 4032x3024, 3061x4600) are accepted up to "
+        "this many pixels",
+        min=1_000_000,
+    )
+    max_decode_pixels: int = setting(
+        16_777_216,
+        "largest image decoded in memory (3 bytes a pixel); a larger JPEG is decoded reduced (1/2, 1/4, "
+        "1/8), a larger PNG/BMP is refused",
+        min=1_000_000,
+    )
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,14 @@ from daemon.services.scores import DEFAULT_ANCHORS, ScoreMapping  # noqa: E402
 from daemon.vision.boxes import box_iou  # noqa: E402
 from daemon.vision.engine import FaceAnalysis, ModelPaths, VisionEngine  # noqa: E402
 from daemon.vision.types import Face  # noqa: E402
+from scripts.calibrate_one_to_n import (  # noqa: E402
+    descriptors,
+    margins,
+    multi_enrolment,
+    pairwise,
+    quality_split,
+    stranger_table,
+)
 
 TEST_FACES = REPO / "tests" / "data" / "faces"
 OBAMA_SET = ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg")
@@ -55,7 +63,7 @@ BALD_GUYS = {
     "dwayne_johnson": [(1594, 266), (1879, 494), (1693, 757), (1162, 1397), (1517, 1413), (1865, 1407)],
     "bruce_willis": [(1154, 859), (123, 1071), (859, 915), (1185, 1152), (453, 1346), (845, 1336)],
 }
-DISTANCES = (0.4, 0.5, 0.6)
+DISTANCES = (0.4, 0.45, 0.5, 0.52, 0.54, 0.55, 0.56, 0.58, 0.6)
 SCORES = (50, 60, 65, 70, 75, 80, 85, 90)
 BIN = 0.05
 
@@ -348,6 +356,35 @@ def write_grid(path: Path, samples: list[Sample], lowest: list[tuple[float, int,
     print(f"\nwrote {path}: the impostor pairs listed above, in that order (row-major, 4 pairs a row)")
 
 
+def one_to_n(
+    samples: list[Sample], same: set[frozenset[str]], mapping: ScoreMapping, min_size: float
+) -> None:
+    dist = pairwise(descriptors(samples))
+    at80 = mapping.max_distance(80)
+    print(f"\nSeveral enrolment photos per person (accept at score 80, d ≤ {at80:.3f}):")
+    print("\n".join(multi_enrolment(samples, dist, at80)))
+    print("\n1:N search simulation at groupScore 80:")
+    print("\n".join(margins(samples, dist, mapping, 80)))
+    genuine = [(i, j, float(dist[i, j])) for is_same, i, j in pairs(samples, same) if is_same]
+    print(f"\nGenuine pairs by quality (the lower of the two faces), accept at d ≤ {at80:.3f}:")
+    print("\n".join(quality_split(samples, genuine, at80)))
+    far: dict[int, tuple[int, int]] = {}
+    impostor = [
+        float(dist[i, j])
+        for is_same, i, j in pairs(samples, same)
+        if not is_same and max(samples[i].analysis.quality.size, samples[j].analysis.quality.size) >= min_size
+    ]
+    scores = np.asarray(mapping.score(np.array(impostor)))
+    for s in (70, 80, 90):
+        far[s] = (int((scores >= s).sum()), len(scores))
+    print(
+        "\nExpected stranger-accept rate of a library of N faces "
+        f"(impostor pairs with a face ≥ {min_size:.0f} px):"
+    )
+    limits = {s: mapping.max_distance(s) for s in (70, 80, 90)}
+    print("\n".join(stranger_table(far, np.array(impostor), limits)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -364,9 +401,11 @@ def main() -> int:
     parser.add_argument("--grid", type=Path, help="PNG of the closest impostor pairs' aligned chips")
     parser.add_argument("--min-size", type=float, default=64, help="face size split (px), default 64")
     parser.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    parser.add_argument("--no-flip", action="store_true", help="one view per face (models.flip_average off)")
     args = parser.parse_args()
-    engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR, args.variant), num_threads=2)
-    print(f"model: {engine.embedder.model_id}")
+    paths = ModelPaths.resolve(PACKAGE_MODELS_DIR, args.variant)
+    engine = VisionEngine(paths, num_threads=2, flip_average=not args.no_flip)
+    print(f"model: {engine.embedder.model_id}, flip_average: {engine.embedder.flip_average}")
     samples, lost = load_samples(engine, args.dlib_examples)
     same = {frozenset(pair.split("=", 1)) for pair in args.same}
     aug: dict[str, list[float]] = {}
@@ -388,7 +427,9 @@ def main() -> int:
         f"{len(distances.augmented)} (+{aug_lost} variants where no face was found), "
         f"impostor {len(distances.impostor)}; anchors {json.dumps(args.anchors)}\n"
     )
-    report(distances, aug, ScoreMapping(args.anchors), args.min_size)
+    mapping = ScoreMapping(args.anchors)
+    report(distances, aug, mapping, args.min_size)
+    one_to_n(samples, same, mapping, args.min_size)
     lowest = extremes(samples, same, args.min_size)
     if args.grid:
         write_grid(args.grid, samples, lowest)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,19 @@ def db_state(path: Path) -> dict[str, Any]:
 
 async def full_state(client: Any, config: Config) -> dict[str, Any]:
     return {"api": await api_state(client), "db": db_state(config.database_path)}
+
+
+def png_header_only(width: int, height: int, bit_depth: int = 16, colour_type: int = 6) -> bytes:
+    """A PNG whose header claims width×height (16-bit RGBA by default) with a token IDAT: anything that
+    tried to decode it would fail as corrupt, so a "too large" answer proves it was refused first."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )

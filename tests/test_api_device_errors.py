@@ -12,12 +12,21 @@ import sqlite3
 import cv2
 import numpy as np
 import pytest
-from api_device_support import OBAMA, OBAMA2, call, create_group, data_url, enroll, full_state, jpeg
+from api_device_support import (
+    OBAMA,
+    OBAMA2,
+    call,
+    create_group,
+    data_url,
+    enroll,
+    full_state,
+    jpeg,
+    png_header_only,
+)
 from conftest import AUTH, read_rgb
 
 from daemon.config import with_overrides
 from daemon.library.ids import image_id_from_bytes
-from daemon.vision.image import encode_png
 
 
 @pytest.fixture
@@ -293,7 +302,7 @@ async def test_fields_at_their_limits_are_accepted(make_client, config):
 def image_cases() -> list[tuple[str, str]]:
     """(image field, reason prefix) for images the device limits refuse."""
     noise = os.urandom(4 * 1024 * 1024 + 1)
-    wide = encode_png(np.full((100, 4100, 3), 200, np.uint8))
+    huge = png_header_only(8000, 7000, bit_depth=8, colour_type=2)  # 56 MP: beyond library.max_image_pixels
     small = jpeg(np.ascontiguousarray(read_rgb(OBAMA)[:99, :500]))
     gif = b"GIF89a" + bytes(100)
     webp = b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(40)
@@ -308,7 +317,7 @@ def image_cases() -> list[tuple[str, str]]:
         (data_url(webp, "image/webp"), "image: WebP images are not accepted here"),
         (data_url(OBAMA.read_bytes()[:2000]), "image: image is truncated"),
         (data_url(noise), "image: image is 4194305 bytes, the limit is 4194304 bytes"),
-        (data_url(wide, "image/png"), "image: image is 4100x100, the limit is 4096x2160"),
+        (data_url(huge, "image/png"), "image: image is 8000x7000, the limit is 4096x2160 (in either"),
         (data_url(small), "image: image is 500x99, the minimum is 100x100"),
     ]
 

@@ -130,3 +130,24 @@ async def test_token_file_flags_and_an_unreachable_daemon(daemon, tmp_path):
         "search", str(FACES / "obama.jpg"), "--url", "http://127.0.0.1:9", "--timeout", "5"
     )
     assert rc == 1 and "cannot reach http://127.0.0.1:9" in err
+
+
+async def test_enroll_several_photos_of_one_person(daemon):
+    # Several photos: one face each, same name; a refused photo is reported and does not stop the others.
+    client, url = daemon
+    photos = [str(FACES / "obama.jpg"), str(NO_FACES / "chelsea.png"), str(FACES / "obama3.jpg")]
+    rc, out, err = await facegate("enroll", *photos, "--name", "Barack", url=url)
+    assert rc == 1
+    assert "enrolled obama.jpg: faceToken " in out and "enrolled obama3.jpg: faceToken " in out
+    assert "not enrolled chelsea.png: " in out and "104200 FACE_NOT_FOUND" in out
+    assert "1 of 3 images were not enrolled" in err
+    body = await (await client.get("/api/faces?pageSize=10", headers=AUTH)).json()
+    assert body["data"]["totalFaces"] == 2
+    assert {f["name"] for f in body["data"]["face"]} == {"Barack"}
+
+    rc, out, err = await facegate(
+        "enroll", str(FACES / "obama2.jpg"), str(FACES / "32bit.png"), "--name", "B", "--json", url=url
+    )
+    assert rc == 0, err
+    answers = json.loads(out)
+    assert [a["register"]["code"] for a in answers] == [0, 0]

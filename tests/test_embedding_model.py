@@ -133,3 +133,45 @@ def test_models_md_lists_every_file_and_hash():
     for model in MODEL_FILES.values():
         assert model.filename in text, model.filename
         assert re.search(rf"\b{model.sha256}\b", text), model.key
+
+
+@pytest.fixture(scope="module")
+def flip_embedders() -> dict[str, Embedder]:
+    return {
+        v: Embedder(
+            load_interpreter(resolve_model(MODELS, f"embedding_{v}"), num_threads=1), v, flip_average=True
+        )
+        for v in ("fp32", "int8")
+    }
+
+
+def test_flip_average_is_the_mean_of_both_views(flip_embedders, reference):
+    # Computed independently: the plain fp32 model on the chip and on its mirror image, averaged.
+    plain = Embedder(load_interpreter(resolve_model(MODELS, "embedding_fp32"), num_threads=1), "fp32")
+    for chip in reference["chips"][:3]:
+        want = (plain.embed(chip).copy() + plain.embed(np.ascontiguousarray(chip[:, ::-1])).copy()) / 2
+        np.testing.assert_allclose(flip_embedders["fp32"].embed(chip), want, atol=1e-6)
+
+
+def test_flip_average_int8_matches_fp32(flip_embedders, reference):
+    # The equivalence the int8 model keeps for single views holds for the flip-averaged descriptors.
+    for name, chip in zip(reference["names"].tolist(), reference["chips"], strict=True):
+        a, b = flip_embedders["fp32"].embed(chip), flip_embedders["int8"].embed(chip)
+        cosine = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+        assert cosine >= 0.999, (name, cosine)
+        assert descriptor_distance(a, b) < 0.03, name
+
+
+def test_flip_average_keeps_people_apart(flip_embedders, reference):
+    d = dict(
+        zip(
+            reference["names"].tolist(),
+            (flip_embedders["int8"].embed(c) for c in reference["chips"]),
+            strict=True,
+        )
+    )
+    for a, b in itertools.combinations(SAME_PERSON, 2):
+        assert descriptor_distance(d[a], d[b]) < SAME_PERSON_DISTANCE, (a, b)
+    for a in SAME_PERSON:
+        for b in OTHERS:
+            assert descriptor_distance(d[a], d[b]) > SAME_PERSON_DISTANCE, (a, b)

@@ -85,6 +85,19 @@ def test_quality_of_clean_faces_passes_the_gate(engine):
         assert 0.5 < quality.quality <= 1.0
 
 
+@pytest.mark.parametrize("name", ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png"])
+def test_blurness_is_graded_sharp_below_sigma2_below_sigma4(engine, name):
+    # Ordinary photos spread over a visible range instead of all reading 0, and a slight blur moves
+    # the value: the order sharp < σ 2 px < σ 4 px holds for every test face (100–330 px faces).
+    image = read_rgb(FACES / name)
+    values = [
+        engine.analyze_largest(image if s == 0 else cv2.GaussianBlur(image, (0, 0), s)).quality.blurness
+        for s in (0, 2, 4)
+    ]
+    assert 0 < values[0] <= 40, values
+    assert values[0] + 5 < values[1] < values[2], values
+
+
 def test_blur_darkness_and_roll_are_measured(engine):
     image = read_rgb(FACES / "obama.jpg")
     sharp = engine.analyze_largest(image).quality

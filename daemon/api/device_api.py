@@ -16,7 +16,7 @@ from daemon.api.device_keys import ENROLLMENT, LIBRARY, RECOGNITION
 from daemon.appkeys import CONFIG, POOL, STATUS
 from daemon.services.enrollment import EnrollmentService, EnrollmentSettings
 from daemon.services.library_service import LibraryService
-from daemon.services.recognition import RecognitionService
+from daemon.services.recognition import RecognitionService, recognition_limits
 from daemon.services.scores import ScoreMapping
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 
@@ -30,7 +30,9 @@ def setup_device_api(app: web.Application) -> None:
     library = LibraryService(config.database_path, model_id, DESCRIPTOR_SIZE)
     app[LIBRARY] = library
     app[ENROLLMENT] = EnrollmentService(pool, library, EnrollmentSettings.from_config(config.library))
-    app[RECOGNITION] = RecognitionService(pool, library, ScoreMapping(config.scores.anchors))
+    app[RECOGNITION] = RecognitionService(
+        pool, library, ScoreMapping(config.scores.anchors), recognition_limits(config.library)
+    )
     app.cleanup_ctx.append(_library_ctx)
     app[STATUS].add_reporter("library", library.stats)
     device_faces.add_routes(app)

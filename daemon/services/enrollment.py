@@ -7,7 +7,7 @@ where one transaction stores the original, the crop, the template and the `defau
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -59,7 +59,19 @@ class EnrollmentSettings:
             max_brightness=library.max_brightness,
             min_contrast=library.min_contrast,
         )
-        return cls(ImageLimits.device_api(), thresholds, library.crop_jpeg_quality)
+        return cls(device_limits(library), thresholds, library.crop_jpeg_quality)
+
+
+def device_limits(library: LibraryConfig) -> ImageLimits:
+    """DEVICE_API.md "Images" (JPEG/PNG/BMP, 100×100 … 4096×2160 in either orientation) as the
+    guarantee, plus what config admits beyond it: larger photos up to library.max_image_pixels, decoded
+    within library.max_decode_pixels, files up to library.max_image_bytes."""
+    return replace(
+        ImageLimits.device_api(),
+        max_bytes=library.max_image_bytes,
+        oversize_pixels=library.max_image_pixels,
+        decode_pixels=library.max_decode_pixels,
+    )
 
 
 class EnrollmentService:
@@ -111,16 +123,17 @@ def prepare_face(
     region = cover_region(analysis.face.box, image.width, image.height) or rect
     x1, y1, x2, y2 = region
     crop = np.ascontiguousarray(image.rgb[y1:y2, x1:x2])
+    width, height = image.source_size
     return NewFace(
         image_id=request.image_md5 or image_id_from_bytes(data),
         original=data,
         kind=image.kind,
-        width=image.width,
-        height=image.height,
+        width=width,
+        height=height,
         description=request.description,
         name=request.name,
         gender=request.gender,
-        rect=rect,
+        rect=image.to_source(rect),
         crop_jpeg=encode_jpeg(crop, settings.crop_quality),
         template=np.asarray(analysis.embedding, dtype=np.float32).copy(),
         model_id=model_id,

@@ -20,11 +20,11 @@ import numpy as np
 
 from daemon.config import Config
 from daemon.errors import FacegateError
-from daemon.services.enrollment import EnrollmentSettings
+from daemon.services.enrollment import EnrollmentSettings, device_limits
 from daemon.services.scores import ScoreMapping
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 from daemon.vision.engine import FaceAnalysis, VisionEngine
-from daemon.vision.image import ImageLimits, decode_image
+from daemon.vision.image import DecodedImage, ImageLimits, decode_image
 from daemon.vision.quality import QualityThresholds, failed_checks
 
 FEATURE_DIM = DESCRIPTOR_SIZE
@@ -54,7 +54,7 @@ class FeatureSettings:
             scores=ScoreMapping(config.scores.anchors),
             threshold=config.features.threshold,
             quality=EnrollmentSettings.from_config(config.library).thresholds,  # the enrollment gate
-            limits=ImageLimits.device_api(),
+            limits=device_limits(config.library),
             model_id=model_id_of(config.models.embedding),
         )
 
@@ -133,23 +133,23 @@ def feature_list(vector: np.ndarray) -> list[float]:
 
 def analyze_image(
     engine: VisionEngine, data: bytes, settings: FeatureSettings
-) -> tuple[FaceAnalysis, tuple[int, int]]:
-    """Decode (with the limits), find the largest face, align and embed it; also the image's
-    (width, height) after EXIF orientation. Worker thread."""
+) -> tuple[FaceAnalysis, DecodedImage]:
+    """Decode (with the limits), find the largest face, align and embed it; also the decoded image
+    (its size after EXIF orientation, and the scale of a reduced decode). Worker thread."""
     image = decode_image(data, settings.limits)
     analysis = engine.analyze_largest(image.rgb)
     if analysis is None:
         raise NoQualifiedFace("no qualified face: no face was detected in the image")
-    return analysis, (image.width, image.height)
+    return analysis, image
 
 
 def extract(engine: VisionEngine, data: bytes, settings: FeatureSettings) -> Extraction:
     """The descriptor of an image's largest face, with the enrollment gate's verdict. Worker thread."""
-    analysis, (width, height) = analyze_image(engine, data, settings)
+    analysis, image = analyze_image(engine, data, settings)
     return Extraction(
         feature=feature_list(analysis.embedding),
         model_id=engine.embedder.model_id,
-        rect=analysis.face.clipped_box(width, height),
+        rect=image.to_source(analysis.face.clipped_box(image.width, image.height)),
         quality_failed=failed_checks(analysis.quality, settings.quality),
     )
 

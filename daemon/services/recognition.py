@@ -10,12 +10,13 @@ job in the inference pool; only the hits' details are read from SQLite afterward
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from daemon.config import LibraryConfig
 from daemon.library.types import FaceDetail, thresholds_by_score
-from daemon.services.enrollment import analyze_field
+from daemon.services.enrollment import analyze_field, device_limits
 from daemon.services.face_errors import LivenessUnavailable, ModelMismatch
 from daemon.services.library_service import LibraryService
 from daemon.services.scores import ScoreMapping
@@ -27,10 +28,10 @@ from daemon.vision.image import ImageLimits
 MAX_TOP_N = 5
 
 
-def recognition_limits() -> ImageLimits:
+def recognition_limits(library: LibraryConfig) -> ImageLimits:
     """The enrollment limits without the 100×100 minimum (DEVICE_API.md states it for enrollment
     only): a terminal may send a tight face crop; too small to hold a face is then FACE_NOT_FOUND."""
-    return ImageLimits(kinds=ImageLimits.device_api().kinds)
+    return replace(device_limits(library), min_side=(1, 1))
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,13 @@ class SearchResult:
 
 
 class RecognitionService:
-    def __init__(self, pool: InferencePool, library: LibraryService, scores: ScoreMapping) -> None:
+    def __init__(
+        self, pool: InferencePool, library: LibraryService, scores: ScoreMapping, limits: ImageLimits
+    ) -> None:
         self._pool = pool
         self._library = library
         self._scores = scores
-        self._limits = recognition_limits()
+        self._limits = limits
 
     async def compare(self, image1: str, image2: str, liveness: bool = False) -> CompareResult:
         """Score of the largest face of each image. Raises LivenessUnavailable, ImageError,
@@ -134,7 +137,7 @@ def _analyze(
 ) -> tuple[FaceAnalysis, Detection]:
     """Decode one image field and analyse its largest face (NoFaceDetected names the field)."""
     _, image, analysis = analyze_field(engine, text, field, limits)
-    left, top, right, bottom = analysis.face.clipped_box(image.width, image.height)
+    left, top, right, bottom = image.to_source(analysis.face.clipped_box(image.width, image.height))
     q = analysis.quality
     detection = Detection(
         left=left,

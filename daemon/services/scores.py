@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-DEFAULT_ANCHORS: list[list[float]] = [[0.0, 100.0], [0.4, 90.0], [0.5, 80.0], [0.6, 70.0], [1.2, 0.0]]
+DEFAULT_ANCHORS: list[list[float]] = [[0.0, 100.0], [0.4, 90.0], [0.52, 80.0], [0.6, 70.0], [1.2, 0.0]]
 
 
 class ScoreMapping:

@@ -38,7 +38,7 @@ class Embedder:
     templates made by another model or variant are never compared with this one's descriptors.
     """
 
-    def __init__(self, interpreter: Any, variant: str = "fp32") -> None:
+    def __init__(self, interpreter: Any, variant: str = "fp32", flip_average: bool = False) -> None:
         if variant not in VARIANTS:
             raise ModelError(f"unknown embedding variant {variant!r}; known: {', '.join(VARIANTS)}")
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
@@ -52,6 +52,7 @@ class Embedder:
         ):
             raise ModelError(f"not an embedding model: expected input {want_in} float32, output {want_out}")
         self.model_id = model_id_of(variant)
+        self.flip_average = flip_average
         self._interpreter = interpreter
         self._input = inputs[0]["index"]
         self._output = outputs[0]["index"]
@@ -59,15 +60,28 @@ class Embedder:
         self._batch = np.empty(want_in, np.float32)
 
     def embed(self, chip: np.ndarray) -> np.ndarray:
-        """The float32 (128,) descriptor of a 150×150×3 uint8 RGB chip aligned like dlib's."""
+        """The float32 (128,) descriptor of a 150×150×3 uint8 RGB chip aligned like dlib's.
+
+        With flip_average, the mean of the chip's and its mirror image's descriptors: the mirror is
+        a second view of the same face, and averaging the two cancels part of the pose, lighting and
+        alignment noise of one view. Measured (docs/SCORES.md): the median genuine distance falls
+        6.6% (0.335 → 0.313), the impostor median 1% (0.856 → 0.847), so the classes separate
+        better; it costs a second inference (~2.7 ms int8).
+        """
         if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3) or chip.dtype != np.uint8:
             raise ValueError(
                 f"expected a {CHIP_SIZE}x{CHIP_SIZE}x3 uint8 chip, got {chip.shape} {chip.dtype}"
             )
+        descriptor = self._run(chip)
+        if self.flip_average:
+            descriptor = (descriptor + self._run(chip[:, ::-1])) * np.float32(0.5)
+        return descriptor
+
+    def _run(self, chip: np.ndarray) -> np.ndarray:
         np.copyto(self._batch[0], chip)
         self._interpreter.set_tensor(self._input, self._batch)
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output)[0]
+        return self._interpreter.get_tensor(self._output)[0].copy()
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:

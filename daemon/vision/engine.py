@@ -52,6 +52,7 @@ class VisionEngine:
         num_threads: int = 1,
         min_scores: dict[str, float] | None = None,
         with_embedder: bool = True,
+        flip_average: bool = False,
     ) -> None:
         self.detectors: dict[str, Detector] = {
             "short": Detector(load_interpreter(paths.detector_short, num_threads), "short"),
@@ -61,7 +62,7 @@ class VisionEngine:
         self.min_scores = {kind: d.default_min_score for kind, d in self.detectors.items()}
         self.min_scores.update(min_scores or {})
         self._embedder = (
-            Embedder(load_interpreter(paths.embedding, num_threads), paths.embedding_variant)
+            Embedder(load_interpreter(paths.embedding, num_threads), paths.embedding_variant, flip_average)
             if with_embedder
             else None
         )

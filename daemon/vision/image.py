@@ -46,6 +46,12 @@ class ImageLimits:
     either_orientation: bool = True  # 4096x2160 also accepted as 2160x4096 (portrait photos)
     kinds: frozenset[str] = field(default=ALL_KINDS)
     max_pixels: int | None = None
+    # Beyond max_width × max_height (the documented guarantee), images are still accepted up to
+    # oversize_pixels (width × height); None: refused. Whatever is accepted is decoded to at most
+    # decode_pixels: a JPEG is decoded reduced (1/2, 1/4, 1/8: libjpeg scales while decoding, so the full
+    # size never sits in memory); another type has no such decode and must fit decode_pixels as it is.
+    oversize_pixels: int | None = None
+    decode_pixels: int | None = None
 
     @classmethod
     def device_api(cls) -> ImageLimits:
@@ -58,7 +64,9 @@ class DecodedImage:
     """A decoded image: rgb is HxWx3 uint8 RGB, C-contiguous, with EXIF orientation applied.
 
     width/height describe rgb (after orientation); orig_width/orig_height are the stored
-    dimensions from the file header (they differ for EXIF orientations 5..8).
+    dimensions from the file header (they differ for EXIF orientations 5..8). scale is 1, or 2, 4 or 8
+    when a large JPEG was decoded reduced: a pixel of rgb then covers scale × scale source pixels, and
+    coordinates found in rgb are multiplied by scale to describe the uploaded image.
     """
 
     rgb: np.ndarray
@@ -67,6 +75,23 @@ class DecodedImage:
     height: int
     orig_width: int
     orig_height: int
+    scale: int = 1
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(width, height) of the uploaded image once upright, at full resolution."""
+        if self.scale == 1:
+            return self.width, self.height
+        swapped = (self.width > self.height) != (self.orig_width > self.orig_height)
+        return (self.orig_height, self.orig_width) if swapped else (self.orig_width, self.orig_height)
+
+    def to_source(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """A (x1, y1, x2, y2) box in rgb's pixels as pixels of the uploaded image, clipped to it."""
+        if self.scale == 1:
+            return box
+        w, h = self.source_size
+        x1, y1, x2, y2 = (v * self.scale for v in box)
+        return min(x1, w), min(y1, h), min(x2, w), min(y2, h)
 
 
 def sniff_type(data: bytes) -> ImageKind | None:
@@ -218,9 +243,12 @@ def _check_limits(width: int, height: int, limits: ImageLimits) -> None:
     fits = width <= max_w and height <= max_h
     if limits.either_orientation:
         fits = fits or (width <= max_h and height <= max_w)
-    if not fits:
+    if not fits and (limits.oversize_pixels is None or width * height > limits.oversize_pixels):
         either = " (in either orientation)" if limits.either_orientation else ""
-        raise ImageError(f"image is {width}x{height}, the limit is {max_w}x{max_h}{either}", "too_large")
+        beyond = "" if limits.oversize_pixels is None else f", or {limits.oversize_pixels} pixels in all"
+        raise ImageError(
+            f"image is {width}x{height}, the limit is {max_w}x{max_h}{either}{beyond}", "too_large"
+        )
     if limits.max_pixels is not None and width * height > limits.max_pixels:
         raise ImageError(
             f"image is {width}x{height} = {width * height} pixels, the limit is {limits.max_pixels}",
@@ -258,18 +286,45 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     width, height = oriented_size(orig_w, orig_h, orientation)
     _check_limits(width, height, limits)
 
-    rgb = _decode_pixels(data, kind)
-    if rgb.shape[:2] != (orig_h, orig_w):
+    scale = _reduction(orig_w, orig_h, kind, limits.decode_pixels)
+    rgb = _decode_pixels(data, kind, scale)
+    if rgb.shape[:2] != (-(-orig_h // scale), -(-orig_w // scale)):
         # The decoder saw other dimensions than the header we checked: never trust such a file.
         raise ImageError(f"{_KIND_NAMES[kind]} image is corrupt: header and data disagree", "corrupt")
     rgb = np.ascontiguousarray(apply_orientation(rgb, orientation))
-    return DecodedImage(rgb, kind, width, height, orig_w, orig_h)
+    out_h, out_w = rgb.shape[:2]
+    return DecodedImage(rgb, kind, out_w, out_h, orig_w, orig_h, scale)
 
 
-def _decode_pixels(data: bytes, kind: ImageKind) -> np.ndarray:
-    """HxWx3 uint8 RGB as stored (orientation not applied)."""
+# The scale bits alone (IMREAD_REDUCED_GRAYSCALE_N); the colour order comes from IMREAD_COLOR_RGB.
+_REDUCED_JPEG_FLAGS = {
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+
+
+def _reduction(width: int, height: int, kind: ImageKind, decode_pixels: int | None) -> int:
+    """1, or the smallest JPEG scale-on-decode factor that brings the image within decode_pixels."""
+    if decode_pixels is None or width * height <= decode_pixels:
+        return 1
+    if kind == "jpeg":
+        for factor in _REDUCED_JPEG_FLAGS:
+            if -(-width // factor) * -(-height // factor) <= decode_pixels:
+                return factor
+    raise ImageError(
+        f"image is {width}x{height} = {width * height} pixels: more than the {decode_pixels} this device "
+        f"decodes{'' if kind == 'jpeg' else ' (only JPEG can be decoded reduced)'}",
+        "too_large",
+    )
+
+
+def _decode_pixels(data: bytes, kind: ImageKind, scale: int = 1) -> np.ndarray:
+    """HxWx3 uint8 RGB as stored (orientation not applied); a JPEG reduced by scale (1, 2, 4, 8)."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    if kind in ("jpeg", "bmp"):
+    if scale != 1:
+        flags = _REDUCED_JPEG_FLAGS[scale] | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    elif kind in ("jpeg", "bmp"):
         # JPEG has no alpha; BMP alpha (32 bpp) is an unused byte in most writers, so ignore it.
         flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
     else:

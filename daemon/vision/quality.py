@@ -26,11 +26,15 @@ from daemon.vision.types import LEFT_EYE, MOUTH, NOSE_TIP, RIGHT_EYE, Face
 NOSE_DEPTH = 0.55  # nose-tip depth / interocular distance
 PITCH_DEPTH = 0.45  # nose-tip depth / eye-to-mouth distance
 FRONTAL_NOSE_RATIO = 0.55  # (nose − eye line) / (mouth − eye line) on frontal faces (test faces: 0.50–0.58)
-# Crété-Roffet blur effect (0 sharp … 1 blurry) mapped to blurness 0–100 between these two values.
-# Measured on the test faces' chips: sharp 0.54–0.70 (blurness 0–50); obama.jpg blurred with σ = 6 px 0.74
-# (63), σ = 12 px 0.79 (79). The enrollment gate rejects blurness > 70 by default.
-BLUR_EFFECT_SHARP = 0.55
-BLUR_EFFECT_SPAN = 0.3
+# Crété-Roffet blur effect (0 sharp … 1 blurry) mapped linearly to blurness 0–100: 0.25 → 0, 0.85 → 100.
+# Measured on the test faces' chips (tests/data/faces, faces 100–330 px): as taken 0.28–0.46 (blurness
+# 5–35); the same photos blurred with σ = 2 px 0.43–0.75 (30–83), σ = 4 px 0.54–0.77 (48–87). So ordinary
+# photos spread over a visible range and a slight blur moves the value. The enrollment gate's default
+# (library.max_blurness 85, effect 0.76) admits exactly what the previous mapping's 70 admitted.
+BLUR_EFFECT_SHARP = 0.25
+BLUR_EFFECT_SPAN = 0.6
+# blurness below this costs the quality score nothing (the sharpness sub-score falls to 0 at 100).
+BLURNESS_FREE = 50.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class QualityThresholds:
     max_yaw: float = 35
     max_pitch: float = 35
     max_roll: float = 30
-    max_blurness: float = 70
+    max_blurness: float = 85
     min_brightness: float = 40
     max_brightness: float = 220
     min_contrast: float = 18
@@ -113,7 +117,7 @@ def assess(face: Face, chip: np.ndarray) -> FaceQuality:
     size = float(min(face.width, face.height))
     pose_score = max(0.0, 1.0 - max(abs(yaw), abs(pitch), abs(roll)) / 60.0)
     size_score = min(1.0, size / 112.0)
-    sharp_score = 1.0 - blurness / 100.0
+    sharp_score = 1.0 - max(0.0, blurness - BLURNESS_FREE) / (100.0 - BLURNESS_FREE)
     exposure_score = min(1.0, contrast / 40.0) * (1.0 - abs(brightness - 128.0) / 160.0)
     quality = (pose_score * size_score * sharp_score * max(0.0, exposure_score)) ** 0.25
     return FaceQuality(
