@@ -313,6 +313,32 @@ class OpsConfig:
 
 
 @dataclass(frozen=True)
+class BlinkConfig:
+    """Temporal liveness of a door visit (daemon/vision/blink.py): passive scores plus a blink."""
+
+    time_limit: float = setting(
+        3.0, "seconds from a track's first frame until it is denied: liveness", min=0.1
+    )
+    passive_min_score: float = setting(50.0, "mean passive liveness score (0–100) needed", min=0, max=100)
+    passive_min_frames: int = setting(3, "passive scores needed before their mean counts", min=0)
+    closed_ratio: float = setting(
+        0.7,
+        "an eye reads closed below this share of its open level (iris-model eye aspect ratio)",
+        min=0.05,
+        max=0.95,
+    )
+    open_ratio: float = setting(
+        0.85, "an eye reads open again above this share of its open level", min=0.1, max=1
+    )
+    max_closed: float = setting(0.5, "seconds a blink may keep both eyes closed", min=0.01)
+    min_open_samples: int = setting(3, "open-eye readings needed before a blink can start", min=1)
+    baseline_samples: int = setting(10, "open-eye readings whose median is an eye's open level", min=1)
+    min_presence: float = setting(
+        0.5, "face-mesh presence below which a frame gives no eye reading", min=0, max=1
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = section(ServerConfig)
     auth: AuthConfig = section(AuthConfig)
@@ -328,6 +354,7 @@ class Config:
     tasks: TasksConfig = section(TasksConfig)
     logging: LoggingConfig = section(LoggingConfig)
     ops: OpsConfig = section(OpsConfig)
+    blink: BlinkConfig = section(BlinkConfig)
 
     def __post_init__(self) -> None:
         try:

@@ -45,6 +45,16 @@ MODEL_FILES: dict[str, ModelFile] = {
             "face_embedding_int8.tflite",
             "c64a47f66fd8f1bfe96525df1daa230f9826b41be7322676d001b40313cf2d5d",
         ),
+        ModelFile(
+            "face_mesh",
+            "face_landmark.tflite",
+            "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
+        ),
+        ModelFile(
+            "iris",
+            "iris_landmark.tflite",
+            "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
+        ),
     )
 }
 
