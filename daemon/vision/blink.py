@@ -26,13 +26,25 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from daemon.vision.eyes import EyeModel, EyeOpenness
 from daemon.vision.face_mesh import FaceMesh
 from daemon.vision.liveness_types import LivenessVerdict
+from daemon.vision.models import resolve_model
+from daemon.vision.runtime import load_interpreter
 from daemon.vision.types import Face
+
+
+def load_landmark_models(models_dir: Path, num_threads: int = 1) -> tuple[FaceMesh, EyeModel]:
+    """The face mesh and iris models (sha256 checked), for one thread: share them among that thread's
+    BlinkLiveness instances, never across threads."""
+    return (
+        FaceMesh(load_interpreter(resolve_model(models_dir, "face_mesh"), num_threads)),
+        EyeModel(load_interpreter(resolve_model(models_dir, "iris"), num_threads)),
+    )
 
 
 @dataclass(frozen=True)
@@ -140,12 +152,13 @@ class BlinkLiveness:
             return  # the blink is not needed, or already seen: no more landmark work
         try:
             mesh = self._mesh.mesh(frame_bgr, face)
+            if mesh.presence < self.settings.min_presence:
+                return  # the mesh sees no face in the crop: no reading from this frame
+            eyes = self._eyes.openness(frame_bgr, mesh.points)
         except ValueError:
-            return  # a degenerate box: no reading from this frame
-        if mesh.presence < self.settings.min_presence:
-            return
+            return  # a degenerate box or eye: no reading from this frame
         self._readings += 1
-        self._blink.add(t, self._eyes.openness(frame_bgr, mesh.points))
+        self._blink.add(t, eyes)
 
     def verdict(self, t: float) -> LivenessVerdict:
         if self._final is not None:
