@@ -93,17 +93,18 @@ def test_edited_eyes_read_closed(models, photo: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("photo", "motion"),
+    ("photo", "motion", "noise", "quality"),
     [
-        ("obama.jpg", Motion()),
-        ("biden.jpg", Motion(dx=100, dy=40, scale=0.3, roll=12, periods=2)),
-        ("astronaut.png", Motion(dx=0, dy=0, scale=0, roll=0)),  # a photo held still
-        ("obama3.jpg", Motion(dx=30, dy=10, scale=0.1, roll=4, periods=3)),
+        ("obama.jpg", Motion(), 4.0, 70),
+        ("biden.jpg", Motion(dx=100, dy=40, scale=0.3, roll=12, periods=2), 4.0, 70),
+        ("astronaut.png", Motion(dx=0, dy=0, scale=0, roll=0), 4.0, 70),  # a photo held still
+        ("obama3.jpg", Motion(dx=30, dy=10, scale=0.1, roll=4, periods=3), 4.0, 70),
+        ("obama2.jpg", Motion(dx=80, dy=30, scale=0.25, roll=10, periods=3), 10.0, 35),  # noisy, blocky
     ],
 )
-def test_moving_photo_is_never_live(models, photo: str, motion: Motion) -> None:
+def test_moving_photo_is_never_live(models, photo: str, motion: Motion, noise: float, quality: int) -> None:
     image, face, _ = edited(models, photo)
-    frames = list(rigid_frames(image, face.box, 90, motion=motion, seed=7))
+    frames = list(rigid_frames(image, face.box, 90, motion=motion, noise=noise, jpeg_quality=quality, seed=7))
     # A passive model fooled by the photo (score 90) must not make it live: no blink, no entry.
     check, verdicts = run_clip(models, frames, passive=90.0)
     assert all(v.state != "live" for v in verdicts)
