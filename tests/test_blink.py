@@ -197,3 +197,41 @@ def test_detector_ignores_noise_one_eye_and_long_closures() -> None:
     assert feed(long_closed).blinks == []
     closed_from_start = [(k * 0.04, 0.1, 0.1) for k in range(5)] + open_run(0.2, 10)
     assert feed(closed_from_start).blinks == []
+
+
+def test_blink_after_the_time_limit_is_denied(models) -> None:
+    image, face, versions = edited(models, "obama.jpg")
+    schedule = blink_schedule(60, 3, versions[0.5], versions[1.0])  # the blink ends at 2.56 s
+    frames = list(rigid_frames(image, face.box, 75, closed=schedule, seed=3))
+    _, verdicts = run_clip(models, frames, passive=80.0, settings=replace(SETTINGS, time_limit=2.0))
+    states = [v.state for v in verdicts]
+    assert states[:50] == ["pending"] * 50  # frame 50 is t = 2.0 s
+    assert states[50:] == ["spoof"] * 25
+    assert verdicts[-1].reason == "no blink within 2.0 s"
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0, -25.0])
+def test_mesh_lands_on_the_face(models, angle: float) -> None:
+    """The mesh's eye corners lie around BlazeFace's eye keypoints, also for a rolled face."""
+    detector, mesh, _ = models
+    image = load_photo("biden.jpg")
+    upright = largest(detector, image)
+    assert upright is not None
+    h, w = image.shape[:2]
+    centre = ((upright.box[0] + upright.box[2]) / 2, (upright.box[1] + upright.box[3]) / 2)
+    rotation = cv2.getRotationMatrix2D(centre, angle, 1.0)  # about the face: it stays in the frame
+    image = cv2.warpAffine(image, rotation, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    face = largest(detector, image)
+    assert face is not None
+    result = mesh.mesh(image, face)
+    assert result.presence > 0.9
+    right = (result.points[33, :2] + result.points[133, :2]) / 2
+    left = (result.points[362, :2] + result.points[263, :2]) / 2
+    tolerance = 0.08 * face.width
+    assert np.linalg.norm(right - face.keypoints[0]) < tolerance
+    assert np.linalg.norm(left - face.keypoints[1]) < tolerance
+    # Mesh points map back into the box, not into the crop's corner.
+    x1, y1, x2, y2 = face.box
+    inside = (result.points[:, 0] > x1 - 0.2 * face.width) & (result.points[:, 0] < x2 + 0.2 * face.width)
+    inside &= (result.points[:, 1] > y1 - 0.3 * face.height) & (result.points[:, 1] < y2 + 0.3 * face.height)
+    assert inside.all()
