@@ -16,7 +16,10 @@ export async function render(view) {
   const library = health?.library || {};
   const warnings = [];
   if (status !== 'ok') warnings.push(`Daemon status: ${status}${health?.error ? ` — ${health.error}` : ''}`);
-  for (const w of health?.warnings || []) warnings.push(typeof w === 'string' ? w : `${w.check}: ${w.detail || w.message || ''}`);
+  const doctor = await call('GET', '/api/admin/doctor');
+  for (const c of doctor.body?.checks || []) {
+    if (c.status === 'fail' || c.status === 'warn') warnings.push(`${c.name}: ${c.detail}${c.fix ? ` — fix: ${c.fix}` : ''}`);
+  }
   if (camera.last_camera_error) warnings.push(`Camera: ${camera.last_camera_error}`);
 
   const cards = el('div', { class: 'grid' },
@@ -24,7 +27,7 @@ export async function render(view) {
       el('p', {}, el('strong', { id: 'status' }, status), ` · up ${Math.round(health?.uptime_s || 0)} s`),
       el('p', { class: 'muted' }, `detector ${health?.model || '?'}`)),
     el('section', { class: 'card' }, el('h2', {}, 'Library'),
-      el('p', {}, el('strong', { id: 'library-faces' }, String(library.indexed_faces ?? '–')), ' faces'),
+      el('p', {}, el('strong', { id: 'library-faces' }, String(library.indexed_faces ?? '–')), library.indexed_faces === 1 ? ' face' : ' faces'),
       el('p', { class: 'muted', id: 'library-groups' }, '… groups')),
     el('section', { class: 'card' }, el('h2', {}, 'Camera'),
       el('p', {}, el('strong', {}, camera.state || 'disabled')),
