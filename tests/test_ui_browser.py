@@ -268,3 +268,26 @@ def test_every_page_loads_without_console_errors(browser, daemon, shots):
     open_page(browser, "library", "faces")
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
     browser.save_screenshot(str(shots / "library-phone.png"))
+
+
+def test_tasks_upload_a_video_and_get_the_result(browser, daemon, shots, tmp_path):
+    from clip_maker import make_clip
+
+    clip = tmp_path / "faces.avi"
+    make_clip(clip, size=(320, 180), frames=20)
+    sign_in(browser, daemon)
+    open_page(browser, "tasks", "task-file")
+    browser.find_element(By.ID, "task-file").send_keys(str(clip))
+    browser.find_element(By.CSS_SELECTOR, "#view form").submit()
+    link = wait(browser, ec.presence_of_element_located((By.ID, "task-download")), timeout=120)
+    assert "done" in browser.find_element(By.ID, "task-status").text
+    assert browser.find_element(By.ID, "task-progress").get_attribute("value") == "1"
+    browser.save_screenshot(str(shots / "tasks.png"))
+    # The result link works with the session cookie alone (no token in the page).
+    size = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'})"
+        ".then(r => r.arrayBuffer()).then(b => done(b.byteLength));",
+        link.get_attribute("href"),
+    )
+    assert size > 1000
