@@ -16,10 +16,6 @@ export async function render(view) {
   const library = health?.library || {};
   const warnings = [];
   if (status !== 'ok') warnings.push(`Daemon status: ${status}${health?.error ? ` — ${health.error}` : ''}`);
-  const doctor = await call('GET', '/api/admin/doctor');
-  for (const c of doctor.body?.checks || []) {
-    if (c.status === 'fail' || c.status === 'warn') warnings.push(`${c.name}: ${c.detail}${c.fix ? ` — fix: ${c.fix}` : ''}`);
-  }
   if (camera.last_camera_error) warnings.push(`Camera: ${camera.last_camera_error}`);
 
   const cards = el('div', { class: 'grid' },
@@ -33,11 +29,19 @@ export async function render(view) {
       el('p', {}, el('strong', {}, camera.state || 'disabled')),
       el('p', { class: 'muted' }, camera.processed_fps !== undefined ? `${camera.processed_fps} fps published` : 'no camera configured')),
   );
-  const warningBox = el('section', { class: 'card' }, el('h2', {}, 'Warnings'),
-    warnings.length ? el('ul', { id: 'warnings' }, warnings.map((w) => el('li', { class: 'error' }, w))) : el('p', { class: 'ok', id: 'warnings' }, 'None.'));
+  const warningBox = el('section', { class: 'card' }, el('h2', {}, 'Warnings'), el('p', { class: 'muted' }, 'Checking…'));
   const recent = el('section', { class: 'card' }, el('h2', {}, 'Recent events'), el('p', { class: 'muted' }, 'Loading…'));
   const details = el('details', { class: 'card' }, el('summary', {}, 'Everything /health reports'), el('table', {}, el('tbody', {}, rows(health))));
   view.replaceChildren(el('h1', {}, 'Overview'), cards, warningBox, recent, details);
+  // The same checks as `facegate doctor` (run on the device, cached a minute), filled in when they answer.
+  const doctor = await call('GET', '/api/admin/doctor');
+  for (const c of doctor.body?.checks || []) {
+    if (c.status === 'fail' || c.status === 'warn') warnings.push(`${c.name}: ${c.detail}${c.fix ? ` — fix: ${c.fix}` : ''}`);
+  }
+  if (doctor.status === 403) warnings.push('The device checks need an admin token.');
+  warningBox.replaceChildren(el('h2', {}, 'Warnings'), warnings.length
+    ? el('ul', { id: 'warnings' }, warnings.map((w) => el('li', { class: 'error' }, w)))
+    : el('p', { class: 'ok', id: 'warnings' }, 'None.'));
   try {
     const groups = (await device('GET', '/api/faceGroups')).faceGroupList;
     document.getElementById('library-groups').textContent = `${groups.length} group${groups.length === 1 ? '' : 's'}`;
