@@ -15,6 +15,7 @@ from aiohttp import web
 
 from daemon.api import health
 from daemon.api.auth import PUBLIC_PATHS, TokenSet, is_loopback, make_auth_middleware
+from daemon.api.config_api import setup_config_api
 from daemon.api.device_api import setup_device_api
 from daemon.api.features import setup_feature_api
 from daemon.api.middleware import make_request_middleware
@@ -22,6 +23,7 @@ from daemon.api.ops_api import setup_ops_api
 from daemon.api.privacy import PRIVACY_PATHS, setup_privacy_api
 from daemon.api.stream import setup_stream_api
 from daemon.api.tasks import setup_tasks_api
+from daemon.api.ui import setup_ui, ui_public_paths
 from daemon.appkeys import CONFIG, POOL, STATUS
 from daemon.config import Config
 from daemon.services.status import DaemonStatus
@@ -73,12 +75,17 @@ def build_app(
     setup_stream_api(app, detection_engine_factory)
     setup_tasks_api(app, detection_engine_factory)
     setup_ops_api(app)  # after the device API: uses its library; its disk-floor middleware goes last
+    setup_config_api(app)
+    if config.ui.enabled:
+        setup_ui(app, tokens.principal_for)
     return app
 
 
 def public_paths(config: Config) -> set[str]:
     """Routes served without a token: /health, and the privacy API when config exempts it on loopback."""
     paths = set(PUBLIC_PATHS)
+    if config.ui.enabled:
+        paths |= ui_public_paths()
     if config.auth.privacy_without_token and is_loopback(config.server.host):
         paths |= PRIVACY_PATHS
     return paths

@@ -339,6 +339,15 @@ class BlinkConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    """The web admin page served at /ui/."""
+
+    enabled: bool = setting(True, "serve the web admin page at /ui/")
+    session_hours: float = setting(8.0, "a signed-in page stays signed in this long", min=0.05, max=720)
+    max_sessions: int = setting(64, "sessions kept at once (the oldest is dropped beyond)", min=1, max=10_000)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = section(ServerConfig)
     auth: AuthConfig = section(AuthConfig)
@@ -355,6 +364,7 @@ class Config:
     logging: LoggingConfig = section(LoggingConfig)
     ops: OpsConfig = section(OpsConfig)
     blink: BlinkConfig = section(BlinkConfig)
+    ui: UiConfig = section(UiConfig)
 
     def __post_init__(self) -> None:
         try:

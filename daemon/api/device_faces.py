@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.api.device_errors import device_endpoint
+from daemon.api.device_errors import InvalidParameter, device_endpoint
 from daemon.api.device_keys import ENROLLMENT, LIBRARY
 from daemon.api.device_params import (
     DESCRIPTION_BYTES,
@@ -17,6 +17,7 @@ from daemon.api.device_params import (
     NAME_BYTES,
     paging,
     read_object,
+    utf8_len,
 )
 from daemon.api.families import device_ok
 from daemon.appkeys import POOL
@@ -91,10 +92,36 @@ async def register_face(request: web.Request) -> web.Response:
 
 @device_endpoint
 async def list_faces(request: web.Request) -> web.Response:
-    """1.2 GET /api/faces?pageOffset=&pageSize="""
+    """1.2 GET /api/faces?pageOffset=&pageSize= (extension: &name= filters by a part of the name)"""
     offset, size = paging(request)
-    total, faces = await request.app[LIBRARY].list_faces(offset, size)
+    name = request.query.get("name") or None
+    if name is not None and utf8_len(name) > NAME_BYTES:
+        raise InvalidParameter(f"name is {utf8_len(name)} bytes, the limit is {NAME_BYTES} bytes (UTF-8)")
+    total, faces = await request.app[LIBRARY].list_faces(offset, size, name=name)
     return device_ok(face_list_json(total, faces))
+
+
+@device_endpoint
+async def update_face(request: web.Request) -> web.Response:
+    """Extension: PATCH /api/faces/faceToken/{faceToken} with any of name, description, gender."""
+    body = await read_object(request, request.app[POOL])
+    name = body.string("name", NAME_BYTES)
+    description = body.string("description", DESCRIPTION_BYTES)
+    gender = body.string("gender", GENDER_BYTES)
+    if name is None and description is None and gender is None:
+        raise InvalidParameter("nothing to change: send name, description or gender")
+    await request.app[LIBRARY].update_face(request.match_info["faceToken"], name, description, gender)
+    return device_ok({})
+
+
+@device_endpoint
+async def get_face_crop(request: web.Request) -> web.Response:
+    """Extension: GET /api/faces/faceToken/{faceToken}/crop.jpg — the stored face crop as JPEG bytes
+    (what 1.5 returns as base64), for image tags and thumbnails."""
+    face = await request.app[LIBRARY].get_face(request.match_info["faceToken"])
+    return web.Response(
+        body=face.crop_jpeg, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"}
+    )
 
 
 @device_endpoint
@@ -157,4 +184,6 @@ def add_routes(app: web.Application) -> None:
     router.add_delete("/api/faces/image/{imageId}", delete_image)
     router.add_get("/api/faces/image/{imageId}", get_image)
     router.add_get("/api/faces/faceToken/{faceToken}", get_face)
+    router.add_patch("/api/faces/faceToken/{faceToken}", update_face)
+    router.add_get("/api/faces/faceToken/{faceToken}/crop.jpg", get_face_crop)
     router.add_delete("/api/faces/{faceToken}", delete_face)

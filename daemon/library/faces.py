@@ -67,11 +67,24 @@ def add_face(
 
 
 def list_faces(
-    conn: sqlite3.Connection, offset: int, limit: int, group_id: str | None = None
+    conn: sqlite3.Connection, offset: int, limit: int, group_id: str | None = None, name: str | None = None
 ) -> tuple[int, list[FaceSummary]]:
-    """(total, page) ordered by face id; with group_id only the faces bound to that group."""
+    """(total, page) ordered by face id; with group_id only the faces bound to that group; with name
+    only the faces whose name contains it (case-insensitive for ASCII letters)."""
     if offset < 0 or limit < 0:
         raise ValueError("offset and limit must be >= 0")
+    if name:
+        pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = " WHERE i.name LIKE ? ESCAPE '\\'"
+        total = conn.execute(
+            "SELECT count(*) FROM faces f JOIN images i ON i.id = f.image" + where, (pattern,)
+        ).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT {_SUMMARY_COLUMNS} FROM faces f JOIN images i ON i.id = f.image{where}"
+            " ORDER BY f.id LIMIT ? OFFSET ?",
+            (pattern, limit, offset),
+        ).fetchall()
+        return int(total), [FaceSummary(*row) for row in rows]
     if group_id is None:
         total = conn.execute("SELECT count(*) FROM faces").fetchone()[0]
         rows = conn.execute(
@@ -88,6 +101,21 @@ def list_faces(
             (grp, limit, offset),
         ).fetchall()
     return int(total), [FaceSummary(*row) for row in rows]
+
+
+def update_face(
+    conn: sqlite3.Connection, face_token: str, name: str | None, description: str | None, gender: str | None
+) -> IndexChange:
+    """Change the name, description or gender (None: unchanged). They belong to the face's original
+    image, so every face of that image shows the change. The templates do not change."""
+    face_row = require_face(conn, face_token)
+    for column, value in (("name", name), ("description", description), ("gender", gender)):
+        if value is not None:
+            conn.execute(
+                f"UPDATE images SET {column} = ? WHERE id = (SELECT image FROM faces WHERE id = ?)",
+                (value, face_row),
+            )
+    return IndexChange()
 
 
 def delete_face(conn: sqlite3.Connection, face_token: str) -> IndexChange:

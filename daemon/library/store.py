@@ -138,11 +138,18 @@ class FaceStore:
         )
 
     def list_faces(
-        self, offset: int, limit: int, group_id: str | None = None
+        self, offset: int, limit: int, group_id: str | None = None, name: str | None = None
     ) -> tuple[int, list[FaceSummary]]:
-        """(total, page) ordered by id (1.2); with ``group_id`` the faces of that group (2.4)."""
+        """(total, page) ordered by id (1.2); with ``group_id`` the faces of that group (2.4); with
+        ``name`` the faces whose name contains it."""
         with self._lock:
-            return faces.list_faces(self._conn, offset, limit, group_id)
+            return faces.list_faces(self._conn, offset, limit, group_id, name)
+
+    def update_face(
+        self, face_token: str, name: str | None, description: str | None, gender: str | None
+    ) -> None:
+        """Change a face's name, description or gender (None: unchanged). Raises FaceNotFound."""
+        self._write(lambda conn: (None, faces.update_face(conn, face_token, name, description, gender)))
 
     def delete_face(self, face_token: str) -> None:
         """Delete a face with its crop, template and bindings; the original stays (1.3)."""

@@ -156,9 +156,14 @@ class LibraryService:
         return await self._call(self.store.add_face, **vars(face))
 
     async def list_faces(
-        self, offset: int, limit: int, group_id: str | None = None
+        self, offset: int, limit: int, group_id: str | None = None, name: str | None = None
     ) -> tuple[int, list[FaceSummary]]:
-        return await self._call(self.store.list_faces, offset, limit, group_id)
+        return await self._call(self.store.list_faces, offset, limit, group_id, name)
+
+    async def update_face(
+        self, face_token: str, name: str | None, description: str | None, gender: str | None
+    ) -> None:
+        await self._call(self.store.update_face, face_token, name, description, gender)
 
     async def delete_face(self, face_token: str) -> None:
         await self._call(self.store.delete_face, face_token)
