@@ -229,7 +229,8 @@ class EventStore:
                         "DELETE FROM events WHERE time < ?", (now - keep_seconds,)
                     ).rowcount
                 removed += conn.execute(
-                    "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    "DELETE FROM events WHERE id <= "
+                    "(SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?)",
                     (keep_count,),
                 ).rowcount
                 conn.execute("COMMIT")

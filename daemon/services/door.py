@@ -47,6 +47,7 @@ SNAPSHOT_PAD = 0.3  # share of the face box added on each side of a snapshot cro
 class DoorDecision:
     event: NewEvent
     snapshot: bytes | None  # the face crop as JPEG, when the snapshot policy keeps it
+    first_usable: float | None  # capture time of the visit's first usable frame (latency)
 
 
 class DoorPipeline:
@@ -276,7 +277,7 @@ class DoorPipeline:
             liveness_score=outcome.liveness_score,
             quality=round(visit.best_quality, 3) if visit.best_quality >= 0 else None,
         )
-        return [DoorDecision(event, self._snapshot(visit, outcome.decision))]
+        return [DoorDecision(event, self._snapshot(visit, outcome.decision), visit.first_usable)]
 
     def _snapshot(self, visit: Visit, decision: str) -> bytes | None:
         policy = self.settings.snapshots

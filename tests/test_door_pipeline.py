@@ -1,0 +1,102 @@
+"""The door pipeline on generated clips of real face photos, through `facegate checkin-video`.
+
+The clip (tests/door_clips.py): obama (enrolled from another photo, in the door's group "staff")
+enters, lingers, leaves and comes back 1.5 s later; then biden (enrolled, not in "staff") and the
+astronaut (a stranger) stand in view together.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from door_clips import make_library, visits_paths, write_clip
+
+from daemon.cli import main
+
+DURATION = 14.0
+
+
+@pytest.fixture(scope="module")
+def door_env(tmp_path_factory: pytest.TempPathFactory, engine) -> dict:
+    root = tmp_path_factory.mktemp("door")
+    tokens = make_library(root / "state" / "library.sqlite3", engine)
+    clip = write_clip(root / "visits.avi", visits_paths(DURATION), DURATION, fps=10.0)
+    return {"root": root, "state": root / "state", "clip": clip, "tokens": tokens}
+
+
+def run(capsys, door_env: dict, *extra: str, checkin: dict | None = None) -> tuple[list[dict], dict]:
+    args = ["checkin-video", str(door_env["clip"]), "--state-dir", str(door_env["state"]), "--json", *extra]
+    if checkin is not None:
+        path = door_env["root"] / "door.yaml"
+        path.write_text(yaml.safe_dump({"checkin": checkin}))
+        args += ["--config", str(path)]
+    assert main(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines[-1]["summary"] is True
+    return lines[:-1], lines[-1]
+
+
+def test_one_event_per_visit_known_outside_denied_stranger_unknown(capsys, door_env: dict) -> None:
+    events, summary = run(capsys, door_env, "--group", "staff")
+    tokens = door_env["tokens"]
+    granted = [e for e in events if e["decision"] == "granted"]
+    denied = [e for e in events if e["decision"] == "denied"]
+    unknown = [e for e in events if e["decision"] == "unknown"]
+    # obama's return 1.5 s after leaving is within the 30 s cooldown: one event for both visits.
+    assert [(e["faceToken"], e["name"]) for e in granted] == [(tokens["obama"], "obama")]
+    assert granted[0]["time"] < 1.0 and granted[0]["score"] >= 80
+    assert [(e["faceToken"], e["reason"]) for e in denied] == [(tokens["biden"], "not in the door's groups")]
+    assert len(unknown) == 1 and unknown[0]["faceToken"] is None and unknown[0]["time"] >= 8.0
+    assert summary["events"] == {"granted": 1, "denied": 1, "unknown": 1}
+    assert summary["suppressed"] >= 1  # obama's second visit
+
+
+def test_a_return_after_the_cooldown_is_a_new_event(capsys, door_env: dict) -> None:
+    events, _ = run(capsys, door_env, checkin={"groups": ["staff"], "cooldown": 1.0})
+    granted = [e for e in events if e["decision"] == "granted"]
+    assert [e["name"] for e in granted] == ["obama", "obama"]
+    assert 4.9 <= granted[1]["time"] <= 6.0
+
+
+def test_biden_is_granted_when_the_door_opens_to_default(capsys, door_env: dict) -> None:
+    events, _ = run(capsys, door_env, "--group", "default")
+    assert sorted(e["name"] for e in events if e["decision"] == "granted") == ["biden", "obama"]
+    assert [e["decision"] for e in events if e["faceToken"] is None] == ["unknown"]
+
+
+def test_required_liveness_without_a_check_refuses_every_grant(capsys, door_env: dict) -> None:
+    events, summary = run(capsys, door_env, checkin={"groups": ["staff"], "liveness": "passive"})
+    assert summary["events"]["granted"] == 0
+    obama = [e for e in events if e["name"] == "obama"]
+    assert len(obama) == 1 and obama[0]["decision"] == "denied"
+    assert obama[0]["reason"].startswith("liveness not available")
+
+
+def test_faces_below_the_minimum_size_give_no_event(capsys, door_env: dict) -> None:
+    events, summary = run(capsys, door_env, checkin={"groups": ["staff"], "min_face_size": 200})
+    assert events == [] and summary["embeddings"] == 0
+
+
+def test_an_empty_library_gives_unknowns_only(capsys, door_env: dict, tmp_path: Path) -> None:
+    state = tmp_path / "empty"
+    shutil.copytree(door_env["state"], state)
+    (state / "library.sqlite3").unlink()
+    for suffix in ("-wal", "-shm"):
+        (state / f"library.sqlite3{suffix}").unlink(missing_ok=True)
+    from daemon.library.store import FaceStore
+
+    FaceStore(state / "library.sqlite3").close()
+    env = {**door_env, "state": state}
+    events, _ = run(capsys, env)
+    assert events and {e["decision"] for e in events} == {"unknown"}
+
+
+def test_bad_video_is_a_clear_error(capsys, door_env: dict, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"not a video at all")
+    assert main(["checkin-video", str(bad), "--state-dir", str(door_env["state"])]) == 2
+    assert "facegate:" in capsys.readouterr().err
