@@ -45,10 +45,10 @@ def keyed_path(photo: str, keys: Sequence[Key], duration: float) -> FacePath:
     return FacePath(photo, centre, lambda t: at(t, 3))
 
 
-def visits_paths(duration: float, return_at: float = 5.0) -> list[FacePath]:
+def visits_paths(duration: float, return_at: float = 5.0, pair_at: float = 8.0) -> list[FacePath]:
     """obama: in 0–3.5 s, out, back at ``return_at`` for 2 s; then biden and the astronaut together
-    8–11 s. Faces 100–120 px wide in a 640×360 frame."""
-    r = return_at
+    from ``pair_at`` for 3 s. Faces 100–120 px wide in a 640×360 frame."""
+    r, p = return_at, pair_at
     obama = keyed_path(
         "obama.jpg",
         [
@@ -70,10 +70,10 @@ def visits_paths(duration: float, return_at: float = 5.0) -> list[FacePath]:
         "biden.jpg",
         [
             (0, OFF, 0, 110),
-            (7.99, OFF, 0, 110),
-            (8.0, 180, 170, 110),
-            (11.0, 200, 170, 115),
-            (11.01, OFF, 0, 115),
+            (p - 0.01, OFF, 0, 110),
+            (p, 180, 170, 110),
+            (p + 3.0, 200, 170, 115),
+            (p + 3.01, OFF, 0, 115),
             (duration, OFF, 0, 115),
         ],
         duration,
@@ -82,10 +82,10 @@ def visits_paths(duration: float, return_at: float = 5.0) -> list[FacePath]:
         "astronaut.png",
         [
             (0, OFF, 0, 110),
-            (7.99, OFF, 0, 110),
-            (8.0, 470, 170, 110),
-            (11.0, 450, 170, 115),
-            (11.01, OFF, 0, 115),
+            (p - 0.01, OFF, 0, 110),
+            (p, 470, 170, 110),
+            (p + 3.0, 450, 170, 115),
+            (p + 3.01, OFF, 0, 115),
             (duration, OFF, 0, 115),
         ],
         duration,

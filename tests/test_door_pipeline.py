@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from door_clips import make_library, visits_paths, write_clip
+from door_clips import OFF, keyed_path, make_library, visits_paths, write_clip
 
 from daemon.cli import main
 
@@ -100,3 +100,25 @@ def test_bad_video_is_a_clear_error(capsys, door_env: dict, tmp_path: Path) -> N
     bad.write_bytes(b"not a video at all")
     assert main(["checkin-video", str(bad), "--state-dir", str(door_env["state"])]) == 2
     assert "facegate:" in capsys.readouterr().err
+
+
+def test_a_person_taking_over_a_track_gets_an_event_of_their_own(capsys, door_env: dict) -> None:
+    """obama stands at the door until 3 s; biden steps into the very same spot at once (the tracker
+    keeps the track): the door re-checks decided tracks and decides biden's visit on its own."""
+    duration = 6.0
+    obama = keyed_path(
+        "obama.jpg",
+        [(0, 320, 180, 110), (3.0, 320, 180, 110), (3.01, OFF, 0, 110), (duration, OFF, 0, 110)],
+        duration,
+    )
+    biden = keyed_path(
+        "biden.jpg",
+        [(0, OFF, 0, 110), (3.0, OFF, 0, 110), (3.01, 322, 180, 110), (duration, 322, 180, 110)],
+        duration,
+    )
+    clip = write_clip(door_env["root"] / "swap.avi", [obama, biden], duration, fps=10.0)
+    env = {**door_env, "clip": clip}
+    events, _ = run(capsys, env, "--group", "default")
+    assert [(e["decision"], e["name"]) for e in events] == [("granted", "obama"), ("granted", "biden")]
+    assert events[1]["time"] >= 3.0
+    assert events[0]["trackId"] == events[1]["trackId"]  # the same track: the re-check split it

@@ -29,9 +29,10 @@ from daemon.library.events import NewEvent
 from daemon.library.store import FaceStore
 from daemon.library.types import DEFAULT_SCORE, GroupRef, thresholds_by_score
 from daemon.services.door_liveness import LivenessPolicy, LivenessSettings, build_policy
-from daemon.services.door_visits import Memory, Rules, Visit, decide
+from daemon.services.door_visits import SAME_STRANGER_DISTANCE, Memory, Rules, Visit, decide
 from daemon.services.scores import ScoreMapping
 from daemon.vision.boxes import box_iou
+from daemon.vision.embed import descriptor_distance
 from daemon.vision.engine import VisionEngine
 from daemon.vision.image import encode_jpeg
 from daemon.vision.quality import estimate_pose
@@ -40,6 +41,10 @@ from daemon.vision.types import Face
 log = logging.getLogger(__name__)
 
 GROUPS_REFRESH_SECONDS = 2.0  # group scores and bindings are re-read this often
+VERIFY_SECONDS = 1.0  # a decided track's face is re-checked this often (a track may switch people)
+# People at a door move slowly: a stricter association than the blur stream's (which must never lose a
+# face, at the price of sometimes handing a track to a neighbour) keeps one track per person.
+DOOR_TRACKER = TrackerConfig(hold_seconds=1.0, centre_gate=0.5, centre_gate_growth=1.0)
 SNAPSHOT_PAD = 0.3  # share of the face box added on each side of a snapshot crop
 
 
@@ -57,7 +62,7 @@ class DoorPipeline:
         self._engine = engine
         self._store = store
         self._scores = scores
-        self._tracker = FaceTracker(TrackerConfig(hold_seconds=1.0))
+        self._tracker = FaceTracker(DOOR_TRACKER)
         self._visits: dict[int, Visit] = {}
         self._memory = Memory()
         self._next_due = float("-inf")
@@ -120,6 +125,9 @@ class DoorPipeline:
                 visit = Visit(track_id, t, t, self.policy.new_track() if self.policy.new_track else None)
                 self._visits[track_id] = visit
             visit.last_seen = t
+            if visit.decided and t >= visit.verify_at and not self._same_person(visit, rgb, face, t):
+                visit = Visit(track_id, t, t, self.policy.new_track() if self.policy.new_track else None)
+                self._visits[track_id] = visit  # another person took over the track: a new visit
             if visit.decided:
                 if visit.identity is not None:
                     self._memory.seen_known(visit.identity, t)
@@ -184,6 +192,21 @@ class DoorPipeline:
             used_tracks.add(track_id)
             out.append((track_id, faces[i]))
         return out
+
+    def _same_person(self, visit: Visit, rgb: np.ndarray, face: Face, t: float) -> bool:
+        """Is the decided visit's face still the person it was decided for? (Once per VERIFY_SECONDS,
+        on usable frames only; a visit without an embedding cannot be checked.)"""
+        if visit.embedding is None or not self._usable(face):
+            return True
+        visit.verify_at = t + VERIFY_SECONDS
+        analysis = self._engine.analyze(rgb, face)
+        self.counts["embeddings"] += 1
+        if analysis.quality.blurness > self.settings.max_blurness:
+            return True
+        same = descriptor_distance(visit.embedding, analysis.embedding) <= SAME_STRANGER_DISTANCE
+        if not same:
+            self.counts["track_switches"] += 1
+        return same
 
     def _usable(self, face: Face) -> bool:
         s = self.settings

@@ -46,6 +46,7 @@ class Visit:
     embedding: np.ndarray | None = None  # the latest usable embedding
     passive: list[float] = field(default_factory=list)
     decided: bool = False
+    verify_at: float = 0.0  # next identity re-check of a decided visit
     identity: int | None = None  # face id once decided (cooldown refresh while lingering)
 
 
@@ -105,6 +106,7 @@ def decide(visit: Visit, t: float, rules: Rules, memory: Memory, final: bool) ->
     if outcome is None:
         return None
     visit.decided = True
+    visit.verify_at = t + 1.0
     visit.identity = outcome.face_id
     if outcome.face_id is not None:
         memory.seen_known(outcome.face_id, t)
