@@ -145,17 +145,23 @@ async def main() -> None:
     library = LibraryService(config.database_path, model_id_of(config.models.embedding), DESCRIPTOR_SIZE)
     await library.start()
     result = await run(config, clip, args.fps, True, library)
-    t0 = result["times"][0]
+    times = result["times"]
+
+    def captured(seconds: float) -> float:
+        """Capture time of the clip's frame at ``seconds`` (the first recorded frame from there)."""
+        k = round(seconds * args.fps)
+        return times[min((i for i in times if i >= k), default=max(times))]
+
     latencies, granted = [], 0
     pending = list(truth)
     for event, at in result["events"]:
         if event["decision"] == "granted":
             granted += 1
             photo = names.get(event["faceToken"])
-            match = next((v for v in pending if v[0] == photo and t0 + v[1] <= at + 0.5), None)
+            match = next((v for v in pending if v[0] == photo and captured(v[1]) <= at + 0.5), None)
             if match is not None:
                 pending.remove(match)
-                latencies.append((at - (t0 + match[1])) * 1000)
+                latencies.append((at - captured(match[1])) * 1000)
     enrolled = sum(1 for p, _ in truth if p != "astronaut.png")
     decisions = [e["decision"] for e, _ in result["events"]]
     print(

@@ -126,6 +126,8 @@ async def test_camera_door_events_match_checkin_video(
     health = await (await client.get("/health")).json()
     door = health["door"]
     assert door["enabled"] is True and door["events"]["granted"] == 1 and door["liveness"]["available"]
+    # The running door's group cannot be deleted from under it.
+    await call(client, "DELETE", "/api/faceGroups/staff", json={"deleteAllFace": 1}, status=400, code=104304)
 
 
 async def test_bad_queries_are_400_in_the_device_envelope(make_client, config) -> None:

@@ -160,7 +160,7 @@ class DoorPipeline:
         detect = list(self.detect_ms)
         return {
             "tracks": self._tracker.track_count,
-            "open_visits": sum(not v.decided for v in self._visits.values()),
+            "open_visits": sum(not v.decided for v in list(self._visits.values())),  # another thread
             "events": {k: self.counts[k] for k in ("granted", "denied", "unknown", "suppressed")},
             "frames_processed": self.counts["frames"],
             "embeddings": self.counts["embeddings"],

@@ -75,9 +75,9 @@ class DoorService:
         checkin = self.config.checkin
         self.broker = EventBroker(loop, checkin.sse_max_clients, checkin.sse_queue)
         self.events.add_listener(self.broker.publish_threadsafe)
-        self._library.protected_groups = lambda: frozenset(self.settings.groups)
         if not checkin.enabled:
             return
+        self._library.protected_groups = lambda: frozenset(self.settings.groups)
         capture = self._capture()
         if capture is None:
             self._state = "no camera (camera.source is empty)"

@@ -27,6 +27,7 @@ from daemon.vision.embed import descriptor_distance
 from daemon.vision.liveness_types import TrackLiveness
 
 SAME_STRANGER_DISTANCE = 0.6  # dlib's same-person distance
+MAX_STRANGERS = 1000  # strangers remembered at most (a crowd within one cooldown)
 OUTSIDE_CONFIRM_FRAMES = 2
 
 
@@ -93,6 +94,7 @@ class Memory:
         i = self.stranger_index(embedding, t, cooldown)
         if i is None:
             self.strangers.append((embedding, t))
+            del self.strangers[:-MAX_STRANGERS]
         else:
             self.strangers[i] = (self.strangers[i][0], t)
 
