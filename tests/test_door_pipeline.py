@@ -11,11 +11,18 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import pytest
 import yaml
 from door_clips import OFF, keyed_path, make_library, visits_paths, write_clip
 
 from daemon.cli import main
+from daemon.config import CheckinConfig
+from daemon.library.index import TemplateIndex
+from daemon.library.store import FaceStore
+from daemon.services.door import DoorPipeline
+from daemon.services.scores import ScoreMapping
+from daemon.vision.embed import DESCRIPTOR_SIZE
 
 DURATION = 14.0
 
@@ -87,8 +94,6 @@ def test_an_empty_library_gives_unknowns_only(capsys, door_env: dict, tmp_path: 
     (state / "library.sqlite3").unlink()
     for suffix in ("-wal", "-shm"):
         (state / f"library.sqlite3{suffix}").unlink(missing_ok=True)
-    from daemon.library.store import FaceStore
-
     FaceStore(state / "library.sqlite3").close()
     env = {**door_env, "state": state}
     events, _ = run(capsys, env)
@@ -122,3 +127,42 @@ def test_a_person_taking_over_a_track_gets_an_event_of_their_own(capsys, door_en
     assert [(e["decision"], e["name"]) for e in events] == [("granted", "obama"), ("granted", "biden")]
     assert events[1]["time"] >= 3.0
     assert events[0]["trackId"] == events[1]["trackId"]  # the same track: the re-check split it
+
+
+class EngineWithPassiveModel:
+    """The real engine plus the method the passive liveness model will add (``liveness_score``), here
+    returning a fixed score: it checks the door's plumbing of the policy, not a model."""
+
+    def __init__(self, engine, score: float) -> None:
+        self._engine, self._score = engine, score
+        self.calls = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def liveness_score(self, image_bgr, face) -> float:
+        assert image_bgr.ndim == 3 and face.width > 0
+        self.calls += 1
+        return self._score
+
+
+@pytest.mark.parametrize(("passive", "decision"), [(90.0, "granted"), (10.0, "denied")])
+def test_passive_policy_uses_the_engines_passive_model(door_env: dict, engine, passive, decision) -> None:
+    wrapped = EngineWithPassiveModel(engine, passive)
+    store = FaceStore(door_env["state"] / "library.sqlite3")
+    try:
+        store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), engine.embedder.model_id)
+        settings = CheckinConfig(groups=["staff"], liveness="passive", liveness_frames=3)
+        pipeline = DoorPipeline(wrapped, store, ScoreMapping(), settings)  # type: ignore[arg-type]
+        assert pipeline.policy.available
+        cap = cv2.VideoCapture(str(door_env["clip"]))
+        events = []
+        for k in range(40):  # obama's first visit
+            ok, bgr = cap.read()
+            assert ok
+            events += pipeline.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k / 10, k / 10)
+        cap.release()
+    finally:
+        store.close()
+    assert [(d.event.decision, d.event.name) for d in events] == [(decision, "obama")]
+    assert events[0].event.liveness_score == passive and wrapped.calls >= 3
