@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import yaml
 from door_clips import OFF, keyed_path, make_library, visits_paths, write_clip
@@ -166,3 +167,32 @@ def test_passive_policy_uses_the_engines_passive_model(door_env: dict, engine, p
         store.close()
     assert [(d.event.decision, d.event.name) for d in events] == [(decision, "obama")]
     assert events[0].event.liveness_score == passive and wrapped.calls >= 3
+
+
+@pytest.mark.parametrize(
+    ("policy", "with_snapshot"),
+    [("none", set()), ("known", {"denied"}), ("all", {"denied", "unknown"})],
+)
+def test_snapshots_follow_the_policy(door_env: dict, engine, policy: str, with_snapshot: set[str]) -> None:
+    store = FaceStore(door_env["state"] / "library.sqlite3")
+    try:
+        store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), engine.embedder.model_id)
+        settings = CheckinConfig(groups=["staff"], snapshots=policy)  # type: ignore[arg-type]
+        pipeline = DoorPipeline(engine, store, ScoreMapping(), settings)
+        cap = cv2.VideoCapture(str(door_env["clip"]))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 78)
+        decisions = []
+        for k in range(78, 118):  # biden and the astronaut, 8–11 s
+            ok, bgr = cap.read()
+            assert ok
+            decisions += pipeline.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k / 10, k / 10)
+        decisions += pipeline.finish(11.8, 11.8)
+        cap.release()
+    finally:
+        store.close()
+    assert sorted(d.event.decision for d in decisions) == ["denied", "unknown"]
+    assert {d.event.decision for d in decisions if d.snapshot is not None} == with_snapshot
+    for d in decisions:
+        if d.snapshot is not None:
+            image = cv2.imdecode(np.frombuffer(d.snapshot, np.uint8), cv2.IMREAD_COLOR)
+            assert image is not None and min(image.shape[:2]) >= 100
