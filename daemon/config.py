@@ -283,9 +283,7 @@ class TasksConfig:
 
 @dataclass(frozen=True)
 class CheckinConfig:
-    """The door: camera check-in with 1:N recognition and events (docs/OPERATIONS.md, Setting up a door).
-    Runs on camera.source next to the stream when enabled. The keys below groups…snapshots can also
-    be changed at run time through PUT /api/door/settings (kept in <state_dir>/door-settings.json)."""
+    """The door: camera check-in with 1:N recognition and events (docs/OPERATIONS.md, Setting up a door)."""
 
     enabled: bool = setting(False, "run the door pipeline on the camera (needs camera.source)")
     camera_name: str = setting("door", "name of this camera in events")
