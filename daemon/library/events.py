@@ -3,7 +3,7 @@
 Why a file of its own: events are written continuously by the camera thread and pruned by age and
 count, while the library changes rarely; separate files keep their write locks, WAL checkpoints and
 backups independent. Settings: WAL, ``synchronous=FULL`` (an event reported to anyone survives a
-power cut), ``busy_timeout``.
+power cut), ``secure_delete`` (snapshots are face crops), ``busy_timeout``.
 
 Two hooks let other parts ride on an insert (docs/ARCHITECTURE.md, "Events and outputs"):
 
@@ -128,6 +128,7 @@ class EventStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA secure_delete=ON")  # pruned face crops are overwritten, not left in free pages
         self._conn = conn
         self._lock = threading.RLock()
         self._hooks: list[TxHook] = []
