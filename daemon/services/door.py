@@ -161,7 +161,7 @@ class DoorPipeline:
         return {
             "tracks": self._tracker.track_count,
             "open_visits": sum(not v.decided for v in list(self._visits.values())),  # another thread
-            "events": {k: self.counts[k] for k in ("granted", "denied", "unknown", "suppressed")},
+            "events": {k: self.counts[k] for k in ("granted", "denied", "unknown", "suppressed", "ignored")},
             "frames_processed": self.counts["frames"],
             "embeddings": self.counts["embeddings"],
             "detection_ms": round(sum(detect) / len(detect), 1) if detect else None,
@@ -271,9 +271,10 @@ class DoorPipeline:
         outcome = decide(visit, t, self._rules(), self._memory, final)
         if outcome is None:
             return []
-        self.counts[outcome.decision] += 1
-        if outcome.decision == "suppressed":
+        if outcome.decision == "suppressed":  # a repeat visit (cooldown), or a glimpse ("ignored")
+            self.counts["suppressed" if outcome.reason == "cooldown" else "ignored"] += 1
             return []
+        self.counts[outcome.decision] += 1
         token = name = None
         groups: list[str] = []
         if outcome.face_id is not None:
