@@ -81,6 +81,9 @@ class DoorPipeline:
         self.policy = self._build_policy(settings)
         self.settings = settings
         self._groups_at = float("-inf")
+        for visit in self._visits.values():  # open visits continue under the new policy
+            if not visit.decided:
+                visit.liveness = self.policy.new_track() if self.policy.new_track else None
 
     def _build_policy(self, settings: CheckinConfig) -> LivenessPolicy:
         policy = build_policy(
