@@ -94,3 +94,36 @@ async def test_garbage_and_outage_give_a_status_then_the_door_recovers(
         await door.stop()
         capture.stop()
         await library.close()
+
+
+async def test_a_settings_change_reaches_the_running_door(config, engine) -> None:
+    tokens = make_library(config.database_path, engine)
+    cfg = with_overrides(config, checkin={"enabled": True, "groups": ["staff"]})
+    bgr = cv2.imread(str(FACES / "obama.jpg"), cv2.IMREAD_COLOR)
+    face = np.ascontiguousarray(cv2.cvtColor(cv2.resize(bgr, None, fx=0.5, fy=0.5), cv2.COLOR_BGR2RGB))
+    camera = BrokenCamera(face)
+    capture = CaptureLoop(camera, backoff_initial=0.1, backoff_max=0.2)
+    library = LibraryService(cfg.database_path, model_id_of(cfg.models.embedding), DESCRIPTOR_SIZE)
+    await library.start()
+    door = DoorService(cfg, lambda: engine, library, lambda: capture)
+    capture.start()
+    await door.start(asyncio.get_running_loop())
+    try:
+        events: list[dict] = []
+        assert door.events is not None
+        door.events.add_listener(events.append)
+        await asyncio.get_running_loop().run_in_executor(None, camera.failed.wait, 10)
+        await door.update_settings({"groups": ["visitors"]})  # a group that does not exist
+        camera.recover.set()
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.1)
+        assert [(e["decision"], e["faceToken"], e["reason"]) for e in events] == [
+            ("denied", tokens["obama"], "not in the door's groups")
+        ]
+        assert door.health()["missing_groups"] == ["visitors"]
+    finally:
+        await door.stop()
+        capture.stop()
+        await library.close()

@@ -164,10 +164,6 @@ class DoorService:
             self._state = f"running; grants refused: {pipeline.policy.unavailable}"
         last, failing, next_prune = -1, False, 0.0
         while not self._stop.is_set():
-            with self._lock:
-                pending, self._pending = self._pending, None
-            if pending is not None:
-                pipeline.apply(pending)
             if time.monotonic() >= next_prune:
                 self._prune()
                 next_prune = time.monotonic() + PRUNE_SECONDS
@@ -178,6 +174,10 @@ class DoorService:
                 if state in TERMINAL_STATES:
                     self._stop.wait(0.5)
                 continue
+            with self._lock:  # after the wait: a change made meanwhile applies to this frame already
+                pending, self._pending = self._pending, None
+            if pending is not None:
+                pipeline.apply(pending)
             if last >= 0 and frame.index > last + 1:
                 self._count("frames_dropped", frame.index - last - 1)
             last = frame.index
