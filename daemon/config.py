@@ -332,6 +332,13 @@ class CheckinConfig:
     sse_queue: int = setting(256, "events queued per SSE client; a client this far behind is dropped", min=8)
     sse_heartbeat: float = setting(15.0, "seconds between SSE heartbeat comments", min=1, max=300)
 
+    def __post_init__(self) -> None:
+        if len(self.groups) > 64:  # the library holds at most 64 groups
+            raise ValueError(f"groups: at most 64 groups, got {len(self.groups)}")
+        for group in self.groups:
+            if not 0 < len(group.encode()) <= 32:  # a groupId's limit (DEVICE_API.md)
+                raise ValueError(f"groups: {group[:40]!r} is not a groupId (1-32 bytes)")
+
 
 @dataclass(frozen=True)
 class LoggingConfig:

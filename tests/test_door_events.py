@@ -161,6 +161,10 @@ def test_settings_validated_like_the_file_persisted_and_refused_whole(tmp_path: 
         store.update({"liveness": "magic"})
     with pytest.raises(ConfigError, match=r"unknown key checkin\.nope"):
         store.update({"nope": 1})
+    with pytest.raises(ConfigError, match=r"checkin: groups: at most 64"):
+        store.update({"groups": [f"g{i}" for i in range(65)]})
+    with pytest.raises(ConfigError, match=r"checkin: groups: .* is not a groupId"):
+        store.update({"groups": ["x" * 33]})
     with pytest.raises(ConfigError, match=r"checkin\.sse_queue: fixed"):
         store.update({"sse_queue": 10})
     assert store.current.groups == ["staff"]  # the last good settings
