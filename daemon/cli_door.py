@@ -12,7 +12,7 @@ import argparse
 import collections
 import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from daemon.library.index import TemplateIndex
 from daemon.library.store import FaceStore
 from daemon.services.door import DoorPipeline
 from daemon.services.scores import ScoreMapping
+from daemon.vision.blink import BlinkSettings
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 from daemon.vision.engine import ModelPaths
 
@@ -60,7 +61,10 @@ def _cmd_checkin_video(args: argparse.Namespace) -> int:
     store = FaceStore(config.database_path)
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), model_id_of(config.models.embedding))
-        pipeline = DoorPipeline(engine, store, ScoreMapping(config.scores.anchors), settings)
+        blink = BlinkSettings(**asdict(config.blink))
+        pipeline = DoorPipeline(
+            engine, store, ScoreMapping(config.scores.anchors), settings, blink, config.models_path
+        )
         summary = run_video(pipeline, args.video, args.json)
     finally:
         store.close()

@@ -302,7 +302,10 @@ class CheckinConfig:
     )
     max_pitch: float = setting(35, "frames with a larger |pitch| are not used for recognition", min=0, max=90)
     max_blurness: float = setting(
-        70, "frames blurrier than this (0 sharp … 100) are not used", min=0, max=100
+        85,
+        "frames blurrier than this (0 sharp … 100, the enrollment gate's scale) are not used",
+        min=0,
+        max=100,
     )
     unknown_min_frames: int = setting(
         2, "usable frames a face needs before it can be reported 'unknown' (glimpses give no event)", min=1

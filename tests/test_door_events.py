@@ -11,16 +11,18 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from daemon.config import CheckinConfig
+from daemon.config import PACKAGE_MODELS_DIR, BlinkConfig, CheckinConfig
 from daemon.errors import ConfigError
 from daemon.library.events import EventFilter, EventStore, NewEvent
 from daemon.services.door_liveness import POLICIES, LivenessSettings, PassiveTrackLiveness, build_policy
 from daemon.services.door_settings import DoorSettingsStore
 from daemon.services.event_broker import EventBroker, TooManyClients
+from daemon.vision.blink import BlinkLiveness, BlinkSettings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -192,6 +194,13 @@ def test_liveness_registry_refuses_what_is_not_installed(engine) -> None:
 
     passive = build_policy("passive", WithPassive(), settings)
     assert passive.available and passive.new_track is not None
+    unconfigured = build_policy("passive+blink", WithPassive(), settings)
+    assert not unconfigured.available and "not configured" in (unconfigured.unavailable or "")
+    blink_settings = LivenessSettings(
+        blink=BlinkSettings(**asdict(BlinkConfig())), models_dir=PACKAGE_MODELS_DIR
+    )
+    both = build_policy("passive+blink", WithPassive(), blink_settings)
+    assert both.available and isinstance(both.new_track(), BlinkLiveness)
 
 
 def test_passive_track_liveness_decides_on_the_mean() -> None:

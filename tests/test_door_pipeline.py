@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -18,11 +19,12 @@ import yaml
 from door_clips import OFF, keyed_path, make_library, visits_paths, write_clip
 
 from daemon.cli import main
-from daemon.config import CheckinConfig
+from daemon.config import PACKAGE_MODELS_DIR, BlinkConfig, CheckinConfig
 from daemon.library.index import TemplateIndex
 from daemon.library.store import FaceStore
 from daemon.services.door import DoorPipeline
 from daemon.services.scores import ScoreMapping
+from daemon.vision.blink import BlinkSettings
 from daemon.vision.embed import DESCRIPTOR_SIZE
 
 DURATION = 14.0
@@ -196,3 +198,27 @@ def test_snapshots_follow_the_policy(door_env: dict, engine, policy: str, with_s
         if d.snapshot is not None:
             image = cv2.imdecode(np.frombuffer(d.snapshot, np.uint8), cv2.IMREAD_COLOR)
             assert image is not None and min(image.shape[:2]) >= 100
+
+
+def test_a_photo_that_never_blinks_is_denied_under_passive_blink(door_env: dict, engine) -> None:
+    """passive+blink with the real face-mesh and iris models: the clip's faces are still photos, so even
+    with passing passive scores no blink comes and the grant is refused when the check's time is up."""
+    wrapped = EngineWithPassiveModel(engine, 90.0)
+    store = FaceStore(door_env["state"] / "library.sqlite3")
+    try:
+        store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), engine.embedder.model_id)
+        settings = CheckinConfig(groups=["staff"], liveness="passive+blink")
+        blink = BlinkSettings(**asdict(BlinkConfig()))
+        pipeline = DoorPipeline(wrapped, store, ScoreMapping(), settings, blink, PACKAGE_MODELS_DIR)  # type: ignore[arg-type]
+        assert pipeline.policy.available
+        cap = cv2.VideoCapture(str(door_env["clip"]))
+        events = []
+        for k in range(36):  # obama's first visit, 0–3.5 s
+            ok, bgr = cap.read()
+            assert ok
+            events += pipeline.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k / 10, k / 10)
+        cap.release()
+    finally:
+        store.close()
+    assert [(d.event.decision, d.event.name) for d in events] == [("denied", "obama")]
+    assert events[0].event.reason.startswith("liveness failed") and "blink" in events[0].event.reason

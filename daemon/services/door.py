@@ -17,6 +17,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -31,6 +32,7 @@ from daemon.library.types import DEFAULT_SCORE, GroupRef, thresholds_by_score
 from daemon.services.door_liveness import LivenessPolicy, LivenessSettings, build_policy
 from daemon.services.door_visits import SAME_STRANGER_DISTANCE, Memory, Rules, Visit, decide
 from daemon.services.scores import ScoreMapping
+from daemon.vision.blink import BlinkSettings
 from daemon.vision.boxes import box_iou
 from daemon.vision.embed import descriptor_distance
 from daemon.vision.engine import VisionEngine
@@ -57,9 +59,18 @@ class DoorDecision:
 
 class DoorPipeline:
     def __init__(
-        self, engine: VisionEngine, store: FaceStore, scores: ScoreMapping, settings: CheckinConfig
+        self,
+        engine: VisionEngine,
+        store: FaceStore,
+        scores: ScoreMapping,
+        settings: CheckinConfig,
+        blink: BlinkSettings | None = None,
+        models_dir: Path | None = None,
     ) -> None:
+        """``blink`` (config section blink) and ``models_dir``: for the passive+blink policy."""
         self._engine = engine
+        self._blink = blink
+        self._models_dir = models_dir
         self._store = store
         self._scores = scores
         self._tracker = FaceTracker(DOOR_TRACKER)
@@ -90,7 +101,11 @@ class DoorPipeline:
             settings.liveness,
             self._engine,
             LivenessSettings(
-                settings.liveness_min_score, settings.liveness_frames, settings.decision_timeout
+                settings.liveness_min_score,
+                settings.liveness_frames,
+                settings.decision_timeout,
+                self._blink,
+                self._models_dir,
             ),
         )
         if not policy.available:

@@ -8,8 +8,9 @@ Plugging in a check is one line in ``POLICIES``:
 
 * "passive" is available as soon as the engine has ``liveness_score(image_bgr, face) -> float``
   (the passive model); :class:`PassiveTrackLiveness` averages it over a few frames;
-* "passive+blink": the temporal check's class goes in as
-  ``"passive+blink": lambda engine, s: _needs_passive(engine, s, BlinkTrackLiveness)``.
+* "passive+blink": the blink check (daemon/vision/blink.BlinkLiveness, with the face-mesh and iris
+  models loaded once per policy, in the door thread) on top of the passive model's scores; available
+  when both are installed.
 
 Until then a door that requires them refuses every grant with the reason ("liveness not available")
 and says so at start and in /health.
@@ -17,15 +18,19 @@ and says so at start and in /health.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from daemon.vision.blink import BlinkLiveness, BlinkSettings, load_landmark_models
 from daemon.vision.liveness_types import LivenessVerdict, PassiveLiveness, TrackLiveness
 from daemon.vision.types import Face
 
+log = logging.getLogger(__name__)
 TrackFactory = Callable[[], TrackLiveness]
 PassiveFn = Callable[[np.ndarray, Face], float]
 
@@ -35,6 +40,8 @@ class LivenessSettings:
     min_score: float = 50.0  # passive: mean score to count as live
     frames: int = 3  # passive: frames averaged
     timeout: float = 3.0  # seconds without a verdict: spoof
+    blink: BlinkSettings | None = None  # passive+blink: config section ``blink``
+    models_dir: Path | None = None  # where the face-mesh and iris models are
 
 
 @dataclass(frozen=True)
@@ -98,18 +105,27 @@ def _passive(engine: Any, settings: LivenessSettings) -> LivenessPolicy:
     return LivenessPolicy("passive", True, lambda: PassiveTrackLiveness(settings), scorer)
 
 
-def _unavailable(name: str, why: str) -> Callable[[Any, LivenessSettings], LivenessPolicy]:
-    def build(engine: Any, settings: LivenessSettings) -> LivenessPolicy:
-        return LivenessPolicy(name, True, None, passive_scorer(engine), f"liveness not available: {why}")
-
-    return build
+def _passive_blink(engine: Any, settings: LivenessSettings) -> LivenessPolicy:
+    name = "passive+blink"
+    scorer = passive_scorer(engine)
+    if scorer is None:
+        return LivenessPolicy(name, True, None, None, "liveness not available: no passive model installed")
+    if settings.blink is None or settings.models_dir is None:
+        return LivenessPolicy(name, True, None, scorer, "liveness not available: blink check not configured")
+    try:
+        mesh, eyes = load_landmark_models(settings.models_dir)
+    except Exception as exc:  # boundary: a missing or corrupt model refuses grants, it does not crash
+        log.error("blink check unavailable: %s", exc)
+        return LivenessPolicy(name, True, None, scorer, f"liveness not available: blink models: {exc}")
+    blink = settings.blink
+    return LivenessPolicy(name, True, lambda: BlinkLiveness(mesh, eyes, blink, require_blink=True), scorer)
 
 
 #: name → builder(engine, settings). One line per policy.
 POLICIES: dict[str, Callable[[Any, LivenessSettings], LivenessPolicy]] = {
     "off": _off,
     "passive": _passive,
-    "passive+blink": _unavailable("passive+blink", "the blink check is not installed"),
+    "passive+blink": _passive_blink,
 }
 
 

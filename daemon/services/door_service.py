@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import numpy as np
@@ -32,6 +33,7 @@ from daemon.services.door_settings import DoorSettingsStore
 from daemon.services.event_broker import EventBroker
 from daemon.services.library_service import LibraryService
 from daemon.services.scores import ScoreMapping
+from daemon.vision.blink import BlinkSettings
 from daemon.vision.engine import VisionEngine
 
 log = logging.getLogger(__name__)
@@ -152,8 +154,14 @@ class DoorService:
     def _run(self, capture: CaptureLoop) -> None:
         try:
             engine = self._engine_factory()
+            config = self.config
             pipeline = DoorPipeline(
-                engine, self._library.store, ScoreMapping(self.config.scores.anchors), self.settings
+                engine,
+                self._library.store,
+                ScoreMapping(config.scores.anchors),
+                self.settings,
+                BlinkSettings(**asdict(config.blink)),
+                config.models_path,
             )
         except Exception as exc:  # boundary: a missing model gives a status, not a crash
             log.error("door unavailable: %s", exc)
