@@ -17,6 +17,7 @@ from daemon.api import health
 from daemon.api.auth import PUBLIC_PATHS, TokenSet, is_loopback, make_auth_middleware
 from daemon.api.config_api import setup_config_api
 from daemon.api.device_api import setup_device_api
+from daemon.api.door import setup_door_api
 from daemon.api.features import setup_feature_api
 from daemon.api.middleware import make_request_middleware
 from daemon.api.ops_api import setup_ops_api
@@ -78,6 +79,7 @@ def build_app(
     setup_config_api(app)
     if config.ui.enabled:
         setup_ui(app, tokens.principal_for)
+    setup_door_api(app, engine_factory)
     return app
 
 

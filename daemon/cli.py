@@ -85,12 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_defaults(sub)
-    from daemon import cli_client, cli_ops, cli_tools, cli_video
+    from daemon import cli_client, cli_door, cli_ops, cli_tools, cli_video
 
     cli_tools.add_commands(sub)
     cli_client.add_commands(sub)
     cli_video.add_commands(sub)
     cli_ops.add_commands(sub)
+    cli_door.add_commands(sub)
     return parser
 
 

@@ -282,6 +282,68 @@ class TasksConfig:
 
 
 @dataclass(frozen=True)
+class CheckinConfig:
+    """The door: camera check-in with 1:N recognition and events (docs/OPERATIONS.md, Setting up a door)."""
+
+    enabled: bool = setting(False, "run the door pipeline on the camera (needs camera.source)")
+    camera_name: str = setting("door", "name of this camera in events")
+    groups: list[str] = setting(["default"], "groups whose faces are granted (each with its own groupScore)")
+    cooldown: float = setting(
+        30.0, "one event per person per visit: seconds after a person was last seen before a new event", min=0
+    )
+    decision_timeout: float = setting(
+        3.0,
+        "seconds an undecided face is watched before it is 'unknown' (or denied, pending liveness)",
+        min=0.1,
+    )
+    min_face_size: float = setting(80, "faces narrower than this (px) are tracked but not recognised", min=16)
+    max_yaw: float = setting(
+        35, "frames with a larger |yaw| (degrees) are not used for recognition", min=0, max=90
+    )
+    max_pitch: float = setting(35, "frames with a larger |pitch| are not used for recognition", min=0, max=90)
+    max_blurness: float = setting(
+        85,
+        "frames blurrier than this (0 sharp … 100, the enrollment gate's scale) are not used",
+        min=0,
+        max=100,
+    )
+    unknown_min_frames: int = setting(
+        2, "usable frames a face needs before it can be reported 'unknown' (glimpses give no event)", min=1
+    )
+    detector: Literal["short", "full"] = setting(
+        "full", "BlazeFace model: full range (faces from ~1/20 of the frame) or short range (close faces)"
+    )
+    detect_fps: float = setting(15.0, "detection rate at most while a face is in view", min=0.5, max=60)
+    idle_detect_fps: float = setting(4.0, "detection rate while no face is in view (CPU)", min=0.5, max=60)
+    liveness: Literal["off", "passive", "passive+blink"] = setting(
+        "off", "liveness a grant requires; a policy whose check is not installed refuses every grant"
+    )
+    liveness_min_score: float = setting(
+        50.0,
+        "passive policy: mean passive score (0–100) over liveness_frames frames to count as live",
+        min=0,
+        max=100,
+    )
+    liveness_frames: int = setting(3, "passive policy: frames averaged before deciding", min=1, max=30)
+    snapshots: Literal["none", "known", "all"] = setting(
+        "known", "store the face crop of events: none, known faces only (privacy default), or all"
+    )
+    snapshot_quality: int = setting(85, "JPEG quality of stored snapshots", min=10, max=100)
+    keep_days: float = setting(30.0, "events older than this are deleted (0: keep by count only)", min=0)
+    keep_events: int = setting(100_000, "at most this many events are kept (the oldest go first)", min=10)
+    sse_max_clients: int = setting(8, "concurrent GET /api/events/stream clients", min=1, max=256)
+    sse_queue: int = setting(256, "events queued per SSE client; a client this far behind is dropped", min=8)
+    sse_heartbeat: float = setting(15.0, "seconds between SSE heartbeat comments", min=1, max=300)
+
+    def __post_init__(self) -> None:
+        if len(self.groups) > 64:  # the library holds at most 64 groups
+            raise ValueError(f"groups: at most 64 groups, got {len(self.groups)}")
+        for group in self.groups:
+            if not 0 < len(group.encode()) <= 32:  # a groupId's limit (DEVICE_API.md)
+                raise ValueError(f"groups: {group[:40]!r} is not a groupId (1-32 bytes)")
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Logging."""
 
@@ -365,6 +427,7 @@ class Config:
     ops: OpsConfig = section(OpsConfig)
     blink: BlinkConfig = section(BlinkConfig)
     ui: UiConfig = section(UiConfig)
+    checkin: CheckinConfig = section(CheckinConfig)
 
     def __post_init__(self) -> None:
         try:
