@@ -2,8 +2,8 @@
 
 The same tracker and fail-closed rule as the live stream and the blur-video tasks
 (daemon.services.video_blur); the detector settings come from the config file (privacy.min_score,
-stream.hold_seconds, stream.max_detection_age). The output container follows OUT's suffix: .mp4,
-.m4v, .mov, .mkv (MPEG-4 part 2) or .avi (Motion JPEG); audio is not copied.
+stream.hold_seconds, stream.max_detection_age). The output container follows OUT's suffix: .webm
+(VP9), .mp4, .m4v, .mov, .mkv (H.264) or .avi (Motion JPEG); audio is not copied.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from daemon.app import engine_from_config
 from daemon.config import load_config
 from daemon.errors import FacegateError
 from daemon.services.video_blur import (
-    FOURCC_BY_SUFFIX,
     blur_video,
     privacy_detector,
     probe_video,
     video_settings,
 )
+from daemon.services.video_writers import WRITERS
 from daemon.vision.blur import BLUR_METHODS
 from daemon.vision.engine import ModelPaths
 
@@ -33,7 +33,7 @@ BAR_WIDTH = 28
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("blur-video", help="blur every face of a video file (progress on stderr)")
     p.add_argument("input", type=Path, help="video file to read")
-    p.add_argument("output", type=Path, help=f"video file to write ({', '.join(FOURCC_BY_SUFFIX)})")
+    p.add_argument("output", type=Path, help=f"video file to write ({', '.join(WRITERS)})")
     p.add_argument("--method", choices=sorted(BLUR_METHODS), help="blur method (default: privacy.method)")
     p.add_argument("--config", type=Path, help="YAML config (models, privacy and stream settings)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
@@ -89,9 +89,9 @@ def _clock(seconds: float) -> str:
 def _cmd_blur_video(args: argparse.Namespace) -> int:
     if args.input.resolve() == args.output.resolve():
         raise FacegateError("the output must not be the input file")
-    if args.output.suffix.lower() not in FOURCC_BY_SUFFIX:
+    if args.output.suffix.lower() not in WRITERS:
         raise FacegateError(
-            f"unsupported output type {args.output.suffix!r}; use one of {', '.join(FOURCC_BY_SUFFIX)}"
+            f"unsupported output type {args.output.suffix!r}; use one of {', '.join(WRITERS)}"
         )
     probe_video(args.input)  # a clear error before the models load
     config = load_config(args.config)

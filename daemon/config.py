@@ -276,8 +276,10 @@ class TasksConfig:
     max_attempts: int = setting(
         3, "a task interrupted by this many restarts is failed instead of resumed again", min=1
     )
-    output: Literal["mp4", "avi"] = setting(
-        "mp4", "container of the results: mp4 (MPEG-4 part 2) or avi (Motion JPEG)"
+    output: Literal["webm", "mp4", "avi"] = setting(
+        "webm",
+        "container of the results: webm (VP9, plays in browsers, BSD-licensed encoder), mp4 (H.264 via "
+        "x264: GPL encoder, patent-licensed codec) or avi (Motion JPEG)",
     )
 
 

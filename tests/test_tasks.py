@@ -77,9 +77,9 @@ def finished(body: dict) -> bool:
 async def fetch_result(client, body: dict, tmp_path: Path) -> list[np.ndarray]:
     response = await client.get(body["result_url"], headers=AUTH)
     assert response.status == 200
-    assert response.headers["Content-Type"] == "video/mp4"
-    assert response.headers["Content-Disposition"] == 'attachment; filename="faces-blurred.mp4"'
-    path = tmp_path / "result.mp4"
+    assert response.headers["Content-Type"] == "video/webm"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="faces-blurred.webm"'
+    path = tmp_path / "result.webm"
     path.write_bytes(await response.read())
     return read_frames(path)
 
@@ -109,7 +109,7 @@ async def test_submit_poll_and_fetch_a_blurred_video(make_client, config, clip, 
     assert status["status"] == "done", status
     assert status["progress"] == 1.0 and status["frames_done"] == status["frames_total"] == FRAMES
     assert status["result_url"] == f"/api/v1/tasks/{task_id}/result"
-    assert status["error"] is None and status["method"] == "gaussian" and status["output"] == "mp4"
+    assert status["error"] is None and status["method"] == "gaussian" and status["output"] == "webm"
     assert status["finished_at"].endswith("Z") and status["expires_at"] > status["finished_at"]
     assert_blurred_video(await fetch_result(client, status, tmp_path), clip, raw)
     assert list((task_dir(config) / "uploads").iterdir()) == []  # the upload is gone once done

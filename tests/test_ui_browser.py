@@ -291,3 +291,6 @@ def test_tasks_upload_a_video_and_get_the_result(browser, daemon, shots, tmp_pat
         link.get_attribute("href"),
     )
     assert size > 1000
+    # The result plays in the browser itself (VP9/WebM): the <video> element decodes its first frame.
+    wait(browser, lambda d: d.execute_script("return document.getElementById('task-video').readyState >= 2"))
+    assert browser.execute_script("return document.getElementById('task-video').videoWidth") == 320

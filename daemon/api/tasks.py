@@ -34,7 +34,7 @@ from daemon.vision.engine import VisionEngine
 VIDEO_FIELDS = ("video", "file")
 TEXT_FIELDS = ("method", "output")
 UPLOAD_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts"})
-OUTPUTS = ("mp4", "avi")
+OUTPUTS = ("webm", "mp4", "avi")
 WRITE_CHUNK = 1024 * 1024
 MAX_FIELD_BYTES = 1024
 

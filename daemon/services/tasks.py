@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 BLUR_VIDEO = "blur-video"
 TASK_ID = re.compile(r"^[0-9a-f]{32}$")
-MEDIA_TYPES = {"mp4": "video/mp4", "avi": "video/x-msvideo"}
+MEDIA_TYPES = {"webm": "video/webm", "mp4": "video/mp4", "avi": "video/x-msvideo"}
 
 
 class TaskNotFound(FacegateError):

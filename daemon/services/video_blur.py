@@ -10,6 +10,8 @@ possible only with detect_every > 1) is written fully blurred, so the output has
 frames as the input; if the detector raises, nothing is kept (the partial output is deleted).
 
 The written file holds video only (audio and metadata are not copied: they may identify people too).
+Its container and codec follow the target's suffix (daemon/services/video_writers.py: .webm VP9,
+.mp4 H.264, .avi Motion JPEG).
 """
 
 from __future__ import annotations
@@ -29,14 +31,12 @@ from daemon.camera.pipeline import DetectFn
 from daemon.config import Config
 from daemon.errors import FacegateError
 from daemon.services.privacy import detect_settings
+from daemon.services.video_writers import WRITERS, FrameWriter, VideoWriteError, open_writer
 from daemon.vision.engine import VisionEngine
 from daemon.vision.privacy_detect import DetectPass, PrivacyDetectSettings, detect_for_privacy
 from daemon.vision.types import Face
 
 DEFAULT_FPS = 25.0
-#: Output container → OpenCV fourcc. The pip OpenCV build has no H.264 encoder: MPEG-4 part 2 for
-#: .mp4/.mov/.mkv (plays in VLC/ffmpeg, not in every browser), Motion JPEG for .avi.
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 Progress = Callable[[int, int], None]  # (frames done, frames expected; 0 when unknown)
 
 
@@ -156,27 +156,24 @@ def blur_video(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> VideoBlurResult:
-    """Write a copy of ``source`` with every face blurred to ``target`` (container from its suffix)."""
+    """Write a copy of ``source`` with every face blurred to ``target`` (container and codec from its
+    suffix: daemon/services/video_writers.py)."""
     settings = settings or VideoBlurSettings()
-    fourcc = FOURCC_BY_SUFFIX.get(target.suffix.lower())
-    if fourcc is None:
-        raise VideoError(
-            f"unsupported output type {target.suffix!r}; use one of {', '.join(FOURCC_BY_SUFFIX)}"
-        )
+    if target.suffix.lower() not in WRITERS:
+        raise VideoError(f"unsupported output type {target.suffix!r}; use one of {', '.join(WRITERS)}")
     started = time.monotonic()
     cap = _open(source)
     partial = target.with_name(f".{target.stem}.partial{target.suffix}")
-    writer: cv2.VideoWriter | None = None
+    writer: FrameWriter | None = None
     try:
         ok, image = cap.read()
         if not ok or image is None:
             raise VideoError("Invalid video format: no decodable frame")
         info = _info(cap, image)
-        writer = cv2.VideoWriter(
-            str(partial), cv2.VideoWriter_fourcc(*fourcc), info.fps, (info.width, info.height)
-        )
-        if not writer.isOpened():
-            raise VideoError(f"cannot write {target.suffix} video to {target.parent}")
+        try:
+            writer = open_writer(partial, info.width, info.height, info.fps)
+        except VideoWriteError as exc:
+            raise VideoError(str(exc)) from exc
         # Enough room for the frames between two detections and the lookahead: nothing is dropped.
         room = settings.detect_every * (settings.gate.lookahead + 1) + 2
         gate = FailClosedGate(replace(settings.gate, max_pending=room))
@@ -190,7 +187,7 @@ def blur_video(
                 out = blurred_copy(release.frame.rgb, release.boxes, settings.method)
                 counts["max_faces"] = max(counts["max_faces"], len(release.boxes))
             assert writer is not None
-            writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+            writer.write(out)
             counts["frames"] += 1
             if progress is not None:
                 progress(counts["frames"], info.frames)
@@ -213,12 +210,12 @@ def blur_video(
                 image = None
         for release in gate.release(flush=True):
             write(release)
-        writer.release()
+        writer.close()
         writer = None
         partial.replace(target)
     except BaseException:
         if writer is not None:
-            writer.release()
+            writer.abort()
         partial.unlink(missing_ok=True)
         raise
     finally:
