@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from api_device_support import data_url
 from conftest import FACES, NO_FACES
 from test_daemon_process import Daemon
 
@@ -294,3 +295,46 @@ def test_tasks_upload_a_video_and_get_the_result(browser, daemon, shots, tmp_pat
     # The result plays in the browser itself (VP9/WebM): the <video> element decodes its first frame.
     wait(browser, lambda d: d.execute_script("return document.getElementById('task-video').readyState >= 2"))
     assert browser.execute_script("return document.getElementById('task-video').videoWidth") == 320
+
+
+def test_a_door_event_appears_live_on_the_events_page(browser, tmp_path, shots):
+    from door_clips import visits_paths, write_clip
+
+    clip = write_clip(tmp_path / "door.avi", visits_paths(8.0), 8.0)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "tokens").write_text(f"admin:{ADMIN_TOKEN}\n")
+    (state / "tokens").chmod(0o600)
+    env = {
+        "FACEGATE_CAMERA_SOURCE": f"file:{clip}",
+        "FACEGATE_CAMERA_FPS": "10",
+        "FACEGATE_CHECKIN_ENABLED": "true",
+        "FACEGATE_CHECKIN_COOLDOWN": "1",
+    }
+    proc = Daemon(tmp_path, env, [])
+    try:
+        port = int(proc.wait_for(r"listening on http://127\.0\.0\.1:(\d+)").group(1))
+        base = f"http://127.0.0.1:{port}"
+        proc.wait_for(r"ready: models loaded")
+        api(base, "POST", "/api/faces", {"image": data_url(FACES / "obama2.jpg"), "name": "obama"})
+        sign_in(browser, base)
+        open_page(browser, "events", "events")
+        wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#view .card p"), "events."))
+        before = {li.get_attribute("data-id") for li in browser.find_elements(By.CSS_SELECTOR, "#events li")}
+        # Without a reload, a new event of the camera's next visit shows up.
+        wait(
+            browser,
+            lambda d: (
+                {li.get_attribute("data-id") for li in d.find_elements(By.CSS_SELECTOR, "#events li")}
+                - before
+            ),
+            timeout=90,
+        )
+        browser.save_screenshot(str(shots / "events.png"))
+        assert browser.find_elements(By.CSS_SELECTOR, "#events .badge")
+        open_page(browser, "live", "stream")
+        wait(browser, lambda d: d.execute_script("return document.getElementById('stream').naturalWidth") > 0)
+        browser.save_screenshot(str(shots / "live.png"))
+        assert [e for e in console_errors(browser) if "stream.mjpg" not in e] == []
+    finally:
+        proc.stop()

@@ -1,6 +1,6 @@
 import { call, el, formatTime, session } from '../api.js';
 
-function item(event) {
+export function item(event) {
   const snapshot = event.snapshot
     ? el('img', { class: 'thumb', alt: 'face at the door', loading: 'lazy', src: `/api/events/${event.id}/snapshot` })
     : el('span', { class: 'thumb' });
@@ -17,6 +17,8 @@ export async function render(view) {
     ['', 'granted', 'denied', 'unknown'].map((d) => el('option', { value: d }, d || 'all decisions')));
   const list = el('ul', { class: 'events', id: 'events', 'aria-live': 'polite' });
   const status = el('p', { class: 'muted', role: 'status' });
+  let total = 0;
+  const showTotal = () => { status.textContent = `${total} event${total === 1 ? '' : 's'}.`; };
   view.replaceChildren(el('h1', {}, 'Events'), el('div', { class: 'card' }, el('label', { for: 'event-decision' }, 'Show'), decision, status, list));
   if (!session.features?.events) { status.textContent = 'This device has no door pipeline.'; return undefined; }
 
@@ -27,20 +29,22 @@ export async function render(view) {
     if (r.status === 404) { status.textContent = 'This device has no door pipeline.'; return false; }
     if (r.status !== 200 || r.body?.code !== 0) { status.textContent = `Events could not be read: ${r.body?.msg || r.status}`; return false; }
     list.replaceChildren(...r.body.data.events.map(item));
-    status.textContent = `${r.body.data.total ?? r.body.data.events.length} events.`;
+    total = r.body.data.total ?? r.body.data.events.length;
+    showTotal();
     return true;
   }
   decision.addEventListener('change', load);
   if (!(await load())) return undefined;
-  // Live: new events arrive over Server-Sent Events (the cookie authenticates the stream).
+  // Live: new events arrive over Server-Sent Events (the cookie authenticates the stream; the browser
+  // resumes with Last-Event-ID after a drop).
   const source = new EventSource('/api/events/stream');
-  source.addEventListener('event', (message) => {
+  source.addEventListener('checkin', (message) => {
     const event = JSON.parse(message.data);
     if (decision.value && event.decision !== decision.value) return;
+    if (list.querySelector(`li[data-id="${event.id}"]`)) return;
     list.prepend(item(event));
+    total += 1;
+    showTotal();
   });
-  source.onmessage = (message) => {
-    try { const event = JSON.parse(message.data); if (event && event.decision && (!decision.value || event.decision === decision.value)) list.prepend(item(event)); } catch { /* heartbeat */ }
-  };
   return () => source.close();
 }

@@ -1,4 +1,5 @@
 import { call, el, session } from '../api.js';
+import { item } from './events.js';
 
 export async function render(view) {
   if (!session.features?.camera) {
@@ -20,5 +21,16 @@ export async function render(view) {
   await update();
   const timer = setInterval(update, 2000);
   view.replaceChildren(el('h1', {}, 'Live'), el('p', { class: 'hint' }, 'Every face is blurred before a frame leaves the device.'), image, metrics);
-  return () => { clearInterval(timer); image.src = ''; };
+  let source = null;
+  if (session.features?.events) {
+    // The door's decisions as they happen, beside the picture (the stream itself carries no boxes).
+    const decisions = el('ul', { class: 'events', id: 'live-decisions', 'aria-live': 'polite' });
+    view.append(el('section', { class: 'card' }, el('h2', {}, 'Door decisions'), decisions));
+    source = new EventSource('/api/events/stream');
+    source.addEventListener('checkin', (message) => {
+      decisions.prepend(item(JSON.parse(message.data)));
+      while (decisions.children.length > 5) decisions.lastChild.remove();
+    });
+  }
+  return () => { clearInterval(timer); image.src = ''; if (source) source.close(); };
 }
