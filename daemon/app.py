@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from daemon.api import health
-from daemon.api.auth import PUBLIC_PATHS, TokenSet, is_loopback, make_auth_middleware
+from daemon.api.auth import PUBLIC_PATHS, AccessPolicy, is_loopback, make_auth_middleware
 from daemon.api.config_api import setup_config_api
+from daemon.api.cors import make_cors_middleware
 from daemon.api.device_api import setup_device_api
 from daemon.api.door import setup_door_api
 from daemon.api.features import setup_feature_api
@@ -23,11 +24,13 @@ from daemon.api.middleware import make_request_middleware
 from daemon.api.ops_api import setup_ops_api
 from daemon.api.privacy import PRIVACY_PATHS, setup_privacy_api
 from daemon.api.stream import setup_stream_api
+from daemon.api.stream_links import setup_stream_links
 from daemon.api.tasks import setup_tasks_api
 from daemon.api.ui import setup_ui, ui_public_paths
 from daemon.appkeys import CONFIG, POOL, STATUS
 from daemon.config import Config
 from daemon.services.status import DaemonStatus
+from daemon.services.tokens import TokenRegistry
 from daemon.services.workers import InferencePool
 from daemon.vision.engine import ModelPaths, VisionEngine
 
@@ -39,7 +42,7 @@ DETECTOR_NAME = "blazeface_full_range"
 def build_app(
     config: Config,
     model_paths: ModelPaths,
-    tokens: TokenSet,
+    tokens: TokenRegistry,
     engine_factory: Callable[[], VisionEngine] | None = None,
 ) -> web.Application:
     """The daemon's Application; engine_factory replaces how a worker builds its engine (tests)."""
@@ -47,7 +50,8 @@ def build_app(
         client_max_size=config.server.max_request_bytes,
         middlewares=[
             make_request_middleware(config.server.access_log),
-            make_auth_middleware(tokens, public_paths(config)),
+            make_cors_middleware(config.cors, PRIVACY_PATHS),
+            make_auth_middleware(AccessPolicy(config, tokens, public_paths(config))),
         ],
     )
     app[CONFIG] = config
@@ -74,6 +78,7 @@ def build_app(
     setup_feature_api(app)
     setup_privacy_api(app)
     setup_stream_api(app, detection_engine_factory)
+    setup_stream_links(app)
     setup_tasks_api(app, detection_engine_factory)
     setup_ops_api(app)  # after the device API: uses its library; its disk-floor middleware goes last
     setup_config_api(app)

@@ -15,3 +15,4 @@ POOL = web.AppKey("pool", InferencePool)
 # Per-request values set by the middlewares.
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", str)
+SCOPES = web.RequestKey("scopes", frozenset)

@@ -8,6 +8,7 @@ file (auth.token_file).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from daemon.config_schema import apply_env_overrides, build, section, setting
 from daemon.errors import ConfigError
 from daemon.ops.packaged import packaged_models_dir
 from daemon.services.scores import DEFAULT_ANCHORS, ScoreMapping
+from daemon.services.tokens import SCOPES
 
 PACKAGE_MODELS_DIR = packaged_models_dir()  # daemon/models in a wheel, models/ in a checkout
 
@@ -40,16 +42,71 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """Bearer-token authentication."""
+    """Who may call what: hashed tokens with scopes, rate limits, the IP allow-list, stream links."""
 
+    token_store: str = setting(
+        "",
+        "hashed token store (mode 0600; managed with 'facegate token add|list|revoke'); empty: "
+        "<state_dir>/tokens.json, created with one admin token on first start when listening on loopback",
+    )
     token_file: str = setting(
         "",
-        "file with one token per line ('token' or 'name:token'); empty: <state_dir>/tokens, created with "
-        "a random token on first start when listening on loopback",
+        "old plain token file ('token' or 'name:token' per line), imported into the store at start with "
+        "migrated_scopes and then removed; empty: <state_dir>/tokens",
+    )
+    migrated_scopes: list[str] = setting(
+        ["library", "recognize", "privacy", "stream", "read"],
+        "scopes of tokens imported from the plain token file (everything but admin)",
     )
     privacy_without_token: bool = setting(
         False, "serve the blur API (/api/v1/blur-faces, /process, /detect) without a token; loopback only"
     )
+    allow_from: list[str] = setting(
+        [], "client addresses or networks (CIDR) allowed to connect; empty: any (loopback is always allowed)"
+    )
+    max_failures: int = setting(
+        10, "failed authentications per client within failure_window before it is answered 429", min=1
+    )
+    failure_window: float = setting(60.0, "seconds over which failed authentications are counted", min=1)
+    expensive_per_minute: float = setting(
+        300.0, "requests per minute per client to expensive routes (inference, uploads) before 429", min=1
+    )
+    expensive_burst: int = setting(30, "expensive requests a client may make at once", min=1)
+    client_table_size: int = setting(
+        4096, "clients tracked by the rate limiters (the least recently seen are forgotten)", min=16
+    )
+    stream_key_file: str = setting(
+        "", "HMAC key of signed stream URLs (mode 0600, created if missing); empty: <state_dir>/stream.key"
+    )
+    signed_url_seconds: int = setting(
+        300, "lifetime of a signed stream URL when the request names none", min=10
+    )
+    signed_url_max_seconds: int = setting(86400, "longest lifetime of a signed stream URL", min=10)
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """HTTPS. With cert_file and key_file set the daemon serves HTTPS only ('facegate cert' makes a pair)."""
+
+    cert_file: str = setting("", "PEM certificate (chain) file; empty with key_file empty: plain HTTP")
+    key_file: str = setting("", "PEM private key file (mode 0600)")
+    self_signed_days: int = setting(3650, "validity of the certificates 'facegate cert' makes", min=1)
+    plain_http: Literal["warn", "refuse"] = setting(
+        "warn", "plain HTTP on a non-loopback address: warn loudly at start, or refuse to start"
+    )
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    """Cross-origin calls of the blur API (/api/v1/blur-faces, /process, /detect) from browser pages."""
+
+    allowed_origins: list[str] = setting(
+        [], "origins allowed, e.g. 'https://oa.example.com'; '*' for any (never with allow_credentials)"
+    )
+    allow_credentials: bool = setting(
+        False, "let browsers send cookies/credentials (Access-Control-Allow-Credentials)"
+    )
+    max_age: int = setting(600, "seconds a browser may cache a preflight answer", min=0)
 
 
 @dataclass(frozen=True)
@@ -415,6 +472,8 @@ class UiConfig:
 class Config:
     server: ServerConfig = section(ServerConfig)
     auth: AuthConfig = section(AuthConfig)
+    tls: TlsConfig = section(TlsConfig)
+    cors: CorsConfig = section(CorsConfig)
     models: ModelsConfig = section(ModelsConfig)
     workers: WorkersConfig = section(WorkersConfig)
     detection: DetectionConfig = section(DetectionConfig)
@@ -436,6 +495,7 @@ class Config:
             ScoreMapping(self.scores.anchors)
         except ValueError as exc:
             raise ConfigError(f"scores.anchors: {exc}") from None
+        _check_access(self)
 
     @property
     def state_path(self) -> Path:
@@ -456,6 +516,35 @@ class Config:
     @property
     def token_path(self) -> Path:
         return Path(self.auth.token_file) if self.auth.token_file else self.state_path / "tokens"
+
+    @property
+    def token_store_path(self) -> Path:
+        return Path(self.auth.token_store) if self.auth.token_store else self.state_path / "tokens.json"
+
+    @property
+    def stream_key_path(self) -> Path:
+        return (
+            Path(self.auth.stream_key_file) if self.auth.stream_key_file else self.state_path / "stream.key"
+        )
+
+
+def _check_access(config: Config) -> None:
+    """Cross-key rules of auth, tls and cors (the checks need no file access)."""
+    for scope in config.auth.migrated_scopes:
+        if scope not in SCOPES:
+            raise ConfigError(f"auth.migrated_scopes: unknown scope {scope!r} (one of {', '.join(SCOPES)})")
+    for network in config.auth.allow_from:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"auth.allow_from: {network!r} is not an address or network") from None
+    if bool(config.tls.cert_file) != bool(config.tls.key_file):
+        raise ConfigError("tls: set both cert_file and key_file, or neither")
+    if "*" in config.cors.allowed_origins and config.cors.allow_credentials:
+        raise ConfigError("cors: the wildcard origin '*' cannot be combined with allow_credentials")
+    for origin in config.cors.allowed_origins:
+        if origin != "*" and (not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin):
+            raise ConfigError(f"cors.allowed_origins: {origin!r} is not an origin like https://host[:port]")
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

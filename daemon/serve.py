@@ -14,11 +14,12 @@ import signal
 import cv2
 from aiohttp import web
 
-from daemon.api.auth import load_or_create_tokens
 from daemon.app import build_app
 from daemon.appkeys import STATUS
 from daemon.config import Config
 from daemon.ops.systemd import SystemdNotifier
+from daemon.ops.tls import listener_tls
+from daemon.services.tokens import load_for_serving
 from daemon.vision.engine import ModelPaths
 
 log = logging.getLogger("facegate")
@@ -31,7 +32,10 @@ async def serve(config: Config, notifier: SystemdNotifier) -> int:
     # cores (a 4-core Pi with 2 workers would run 8 OpenCV threads).
     cv2.setNumThreads(1)
     config.state_path.mkdir(parents=True, exist_ok=True)
-    tokens = load_or_create_tokens(config.token_path, config.server.host)
+    ssl_context = listener_tls(config)  # before anything listens: a refused config exits 2
+    tokens = load_for_serving(
+        config.token_store_path, config.token_path, config.auth.migrated_scopes, config.server.host
+    )
     app = build_app(config, model_paths, tokens)
     runner = web.AppRunner(app, shutdown_timeout=config.server.shutdown_timeout, access_log=None)
     await runner.setup()
@@ -42,10 +46,11 @@ async def serve(config: Config, notifier: SystemdNotifier) -> int:
     watchdog = asyncio.create_task(notifier.watchdog_loop(), name="systemd-watchdog")
     exit_code = 0
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.port)
+        site = web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context)
         await site.start()
+        scheme = "https" if ssl_context is not None else "http"
         for address in runner.addresses:
-            log.info("facegate listening on http://%s:%d", *address[:2])
+            log.info("facegate listening on %s://%s:%d", scheme, *address[:2])
         notifier.status("loading models")
         loaded = asyncio.create_task(app[STATUS].wait_loaded())
         stopped = asyncio.create_task(stop.wait())

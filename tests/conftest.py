@@ -48,7 +48,9 @@ def engine(model_paths):
 def config(tmp_path: Path) -> Config:
     """Defaults with the state in a fresh temp dir."""
     base = load_config(None, environ={})
-    return with_overrides(base, server={"state_dir": str(tmp_path / "state")})
+    # Suites send many expensive requests in a row; the tests of the limit set their own values.
+    unlimited = {"expensive_per_minute": 1e9, "expensive_burst": 1_000_000}
+    return with_overrides(base, server={"state_dir": str(tmp_path / "state")}, auth=unlimited)
 
 
 TEST_TOKEN = "test-token-0123456789abcdef"
@@ -57,9 +59,10 @@ AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 
 @pytest.fixture
 def tokens():
-    from daemon.api.auth import parse_tokens
+    """One admin token, TEST_TOKEN, named "tester" (tests of scopes make their own registries)."""
+    from daemon.services.tokens import ADMIN, TokenRegistry
 
-    return parse_tokens(f"tester:{TEST_TOKEN}\n", "test tokens")
+    return TokenRegistry.of([("tester", TEST_TOKEN, [ADMIN])])
 
 
 @pytest.fixture
@@ -71,7 +74,7 @@ async def make_client(aiohttp_client, model_paths, tokens):
     from daemon.app import build_app
     from daemon.appkeys import STATUS
 
-    async def start(cfg: Config, **kwargs):
+    async def start(cfg: Config, tokens=tokens, **kwargs):
         app = build_app(cfg, model_paths, tokens, **kwargs)
         client = await aiohttp_client(app)
         await app[STATUS].wait_loaded()

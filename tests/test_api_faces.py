@@ -292,7 +292,7 @@ async def test_restart_on_the_same_state_dir_gives_the_same_results(make_client,
     assert await api_state(second) == state
     assert await search(second, OBAMA2, ["vip"], topN=5) == found
     assert found["top1"]["faceToken"] == obama["faceToken"]
-    health = await (await second.get("/health")).json()
+    health = await (await second.get("/health", headers=AUTH)).json()
     assert health["library"]["indexed_faces"] == 2
 
 
@@ -317,7 +317,7 @@ async def test_fifty_concurrent_registrations_are_all_stored(make_client, config
     assert {f["faceToken"] for f in listing["face"]} == {r["faceToken"] for r in results}
     rows = db_state(cfg.database_path)
     assert len(rows["images"]) == len(rows["faces"]) == len(rows["bindings"]) == 50
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=AUTH)).json()
     assert health["library"]["indexed_faces"] == 50
     groups = (await call(client, "GET", "/api/faceGroups"))["data"]["faceGroupList"]
     assert groups[0]["groupFaces"] == 50

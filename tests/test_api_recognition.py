@@ -307,7 +307,7 @@ async def test_templates_of_another_model_are_kept_but_never_compared(make_clien
             quality=None,
         )
     client = await make_client(config)
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=AUTH)).json()
     assert health["library"] == {"model": "dlib_resnet_v1/int8", "indexed_faces": 0, "other_model_faces": 1}
     assert (await call(client, "GET", "/api/faces"))["data"]["totalFaces"] == 1
     assert (await search(client, OBAMA2, ["default"], topN=5))["top1"] == {}

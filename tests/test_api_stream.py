@@ -111,7 +111,7 @@ async def test_snapshot_info_and_health(camera_client, clip: Clip, raw: list[np.
     assert set(info["dropped"]) == {"capture", "queue", "unsafe", "failsafe_skipped"}
     assert info["detection_ms"]["mean"] > 0 and info["latency_ms"]["mean"] > 0
 
-    health = await (await camera_client.get("/health")).json()
+    health = await (await camera_client.get("/health", headers=AUTH)).json()
     camera = health["camera"]
     assert camera["state"] == "running" and camera["capture_state"] == "running"
     assert camera["detection_ms"] > 0 and "processed_fps" in camera and "tracks" in camera
@@ -129,7 +129,7 @@ async def test_without_a_camera_the_stream_routes_answer_503(make_client, config
         response = await client.get(path, headers=AUTH)
         assert response.status == 503, path
         assert await response.json() == {"error": "no camera configured"}
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=AUTH)).json()
     assert health["camera"] == {"state": "disabled"}
 
 
@@ -161,7 +161,7 @@ async def test_a_camera_that_cannot_open_gives_503_with_the_reason(make_client, 
         assert response.status == 503
         message = (await response.json())["error"]
         assert message.startswith("no frame from the camera (camera reconnecting: "), message
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=AUTH)).json()
     assert health["camera"]["capture_state"] == "reconnecting"
 
 
@@ -169,7 +169,7 @@ async def test_picamera2_missing_is_reported_not_fatal(make_client, config, monk
     monkeypatch.setitem(sys.modules, "picamera2", None)  # import picamera2 → ImportError, as on a PC
     client = await make_client(with_overrides(config, camera={"source": "picamera2"}))
     for _ in range(100):
-        camera = (await (await client.get("/health")).json())["camera"]
+        camera = (await (await client.get("/health", headers=AUTH)).json())["camera"]
         if camera["capture_state"] == "failed":
             break
         await asyncio.sleep(0.05)
@@ -179,4 +179,4 @@ async def test_picamera2_missing_is_reported_not_fatal(make_client, config, monk
     response = await client.get("/api/snapshot.jpg", headers=AUTH)
     assert response.status == 503
     assert (await response.json())["error"].startswith("no frame from the camera (camera failed: ")
-    assert (await client.get("/health")).status == 200  # the rest of the daemon serves on
+    assert (await client.get("/health", headers=AUTH)).status == 200  # the rest of the daemon serves on

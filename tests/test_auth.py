@@ -1,19 +1,36 @@
-"""Token auth answers in each API family's own error format."""
+"""Authentication and scopes on a real app: each API family's error format, and who may call what."""
 
 from __future__ import annotations
 
-import os
-import stat
+import asyncio
 
 import pytest
 from aiohttp import web
-from conftest import AUTH
+from conftest import AUTH, FACES
 
-from daemon.api.auth import create_token_file, load_or_create_tokens, parse_tokens
 from daemon.api.families import DEVICE, FEATURE, speaks
+from daemon.api.scopes import unscoped_routes
 from daemon.app import build_app
 from daemon.appkeys import PRINCIPAL, STATUS
-from daemon.errors import ConfigError
+from daemon.services.tokens import ADMIN, LIBRARY, PRIVACY, READ, RECOGNIZE, STREAM, TokenRegistry
+
+TOKENS = {
+    ADMIN: "admin-token-9f8e7d6c5b4a3210",
+    LIBRARY: "library-token-0a1b2c3d4e5f6789",
+    RECOGNIZE: "recognize-token-77aa88bb99ccddee",
+    PRIVACY: "privacy-token-1234abcd5678efgh",
+    STREAM: "stream-token-zyxwvut987654321",
+    READ: "read-token-qwertyuiop0987654",
+}
+
+
+def bearer(scope: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[scope]}"}
+
+
+@pytest.fixture
+def scoped_tokens() -> TokenRegistry:
+    return TokenRegistry.of([(f"{scope}-user", token, [scope]) for scope, token in TOKENS.items()])
 
 
 @pytest.fixture
@@ -38,6 +55,14 @@ async def client(aiohttp_client, config, model_paths, tokens):
     app.router.add_get("/feature", feature_route)
     app.router.add_get("/plain", plain_route)
     app.router.add_get("/broken", speaks(DEVICE)(broken_route))
+    client = await aiohttp_client(app)
+    await app[STATUS].wait_loaded()
+    return client
+
+
+@pytest.fixture
+async def scoped(aiohttp_client, config, model_paths, scoped_tokens):
+    app = build_app(config, model_paths, scoped_tokens)
     client = await aiohttp_client(app)
     await app[STATUS].wait_loaded()
     return client
@@ -84,29 +109,80 @@ async def test_unexpected_error_is_500_with_a_request_id_and_no_internals(client
     assert "boom" not in body["msg"] and "Traceback" not in body["msg"]
 
 
-def test_token_file_created_on_loopback_only(tmp_path):
-    path = tmp_path / "state" / "tokens"
-    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0 without a token file"):
-        load_or_create_tokens(path, "0.0.0.0")
-    assert not path.exists()
-    tokens = load_or_create_tokens(path, "127.0.0.1")
-    assert len(tokens) == 1
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert load_or_create_tokens(path, "0.0.0.0").tokens == tokens.tokens  # an existing file is used as is
+async def test_a_route_without_a_rule_needs_admin(client):
+    """/device, /feature, /plain are in no rule: admin only (fail closed)."""
+    assert "GET /device" in unscoped_routes(client.app)
 
 
-def test_example_and_short_tokens_are_refused(tmp_path):
-    with pytest.raises(ConfigError, match="too short or an example"):
-        parse_tokens("changeme\n", "f")
-    with pytest.raises(ConfigError, match="f:2"):
-        parse_tokens("# comment\nshort\n", "f")
-    tokens = parse_tokens("# c\n\nalice:aaaaaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbb\n", "f")
-    assert tokens.principal_for("aaaaaaaaaaaaaaaaaaaa") == "alice"
-    assert tokens.principal_for("bbbbbbbbbbbbbbbbbbbb") == "token2"
-    assert tokens.principal_for("aaaaaaaaaaaaaaaaaaab") is None
+def test_every_daemon_route_has_a_scope(config, model_paths, tokens):
+    assert unscoped_routes(build_app(config, model_paths, tokens)) == []
 
 
-def test_create_token_file_never_overwrites(tmp_path):
-    create_token_file(tmp_path / "tokens")
-    with pytest.raises(FileExistsError):
-        create_token_file(tmp_path / "tokens")
+async def test_read_only_token_reads_but_cannot_delete(scoped):
+    assert (await scoped.get("/api/faces", headers=bearer(READ))).status == 200
+    for method, path in [
+        ("DELETE", "/api/faces/facesLib"),
+        ("DELETE", "/api/faces/abcdefabcdefabcdefabcdef"),
+        ("POST", "/api/faceGroups"),
+    ]:
+        response = await scoped.request(method, path, headers=bearer(READ), json={})
+        body = await response.json()
+        assert response.status == 403 and body["code"] == 104902, (method, path)
+        assert "lacks the scope" in body["msg"]
+
+
+async def test_privacy_token_cannot_touch_the_library(scoped):
+    for method, path in [("GET", "/api/faces"), ("DELETE", "/api/faces/facesLib"), ("POST", "/api/faces")]:
+        response = await scoped.request(method, path, headers=bearer(PRIVACY), json={})
+        assert response.status == 403, (method, path)
+    response = await scoped.post("/api/face/search", headers=bearer(PRIVACY), json={})
+    assert response.status == 403
+
+
+async def test_library_token_changes_the_library_but_cannot_reset_it(scoped):
+    response = await scoped.post(
+        "/api/faceGroups",
+        headers=bearer(LIBRARY),
+        json={"groupId": "1", "groupName": "staff", "groupScore": 80, "groupType": "x"},
+    )
+    assert (await response.json())["code"] == 0
+    assert (await scoped.get("/api/faceGroups", headers=bearer(LIBRARY))).status == 200  # implies read
+    response = await scoped.delete("/api/faces/facesLib", headers=bearer(LIBRARY))
+    assert response.status == 403
+
+
+async def test_admin_can_reset_the_library(scoped):
+    import base64
+
+    image = base64.b64encode((FACES / "obama.jpg").read_bytes()).decode()
+    response = await scoped.post("/api/faces", headers=bearer(LIBRARY), json={"image": image})
+    assert (await response.json())["code"] == 0
+    response = await scoped.delete("/api/faces/facesLib", headers=bearer(ADMIN))
+    assert response.status == 200 and (await response.json())["code"] == 0
+    listing = await (await scoped.get("/api/faces", headers=bearer(READ))).json()
+    assert listing["data"]["totalFaces"] == 0
+
+
+async def test_recognize_and_stream_scopes_stay_in_their_lane(scoped):
+    response = await scoped.post("/api/compare_features", headers=bearer(RECOGNIZE), json={})
+    assert response.status == 400  # reached the handler: a bad body, not a 403
+    response = await scoped.post("/api/compare_features", headers=bearer(STREAM), json={})
+    assert response.status == 403 and (await response.json())["success"] is False
+    response = await scoped.get("/api/stream/info", headers=bearer(READ))
+    assert response.status == 503  # allowed (read may see stream info); no camera configured
+    response = await scoped.post("/api/v1/blur-faces", headers=bearer(RECOGNIZE))
+    assert response.status == 403 and "lacks the scope 'privacy'" in (await response.json())["error"]
+
+
+async def test_non_utf8_credentials_are_refused_not_crashed(scoped):
+    for header in (b"Bearer \xff\xfe-not-utf8-token-0123", b"Basic \xff\xfe\xfd"):
+        for path in ("/api/faces", "/api/snapshot.jpg"):
+            reader, writer = await asyncio.open_connection(scoped.host, scoped.port)
+            writer.write(
+                b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + header + b"\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            await writer.drain()
+            status_line = await reader.readline()
+            writer.close()
+            assert status_line.split()[1] in (b"401", b"403"), (header, path, status_line)

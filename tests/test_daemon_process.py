@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import AUTH
 
 from daemon.config import PACKAGE_MODELS_DIR
 
@@ -100,8 +101,17 @@ def test_systemd_lifecycle_ready_watchdog_stopping(tmp_path, notify_socket):
         ready = next(m for m in messages if "READY=1" in m)
         assert "STATUS=serving" in ready
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.status == 200 and json.load(response) == {"status": "ok"}
+        # first start on loopback: an admin token in the state dir (0600), the store holds only its hash
+        state = tmp_path / "state"
+        token = (state / "admin-token").read_text().strip()
+        assert (state / "admin-token").stat().st_mode & 0o077 == 0
+        assert token not in (state / "tokens.json").read_text()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/health", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
             body = json.load(response)
-        assert response.status == 200
         assert body["status"] == "ok" and body["model"] == "blazeface_full_range"
         # the event loop pings every WATCHDOG_USEC/2 = 0.1 s
         start = len(messages)
@@ -135,7 +145,8 @@ async def test_health_is_503_until_models_are_loaded(aiohttp_client, config, mod
     assert (await response.json())["status"] == "loading"
     release.set()
     await app[STATUS].wait_loaded()
-    response = await client.get("/health")
+    assert await (await client.get("/health")).json() == {"status": "ok"}  # liveness only without a token
+    response = await client.get("/health", headers=AUTH)
     assert response.status == 200
     body = await response.json()
     assert body["status"] == "ok" and body["model"] == "blazeface_full_range"
@@ -151,7 +162,7 @@ async def test_health_reports_a_failed_model_load(aiohttp_client, config, model_
 
     client = await aiohttp_client(build_app(config, model_paths, tokens, engine_factory=broken_engine))
     for _ in range(100):
-        response = await client.get("/health")
+        response = await client.get("/health", headers=AUTH)
         body = await response.json()
         if body["status"] != "loading":
             break

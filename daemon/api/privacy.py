@@ -96,7 +96,7 @@ async def _handle(
         status, message = image_error(exc)
         return web.json_response({"error": message}, status=status)
     result = answer.result
-    headers = {"X-Faces-Count": str(len(result.faces)), "X-Cache": "hit" if answer.cached else "miss"}
+    headers = {"X-Faces-Count": str(len(result.faces))}  # no X-Cache: whether it was cached is not told
     if output == "json":
         return web.json_response(faces_json(result, answer.elapsed_ms), headers=headers)
     return web.Response(body=result.jpeg, content_type="image/jpeg", headers=headers)

@@ -4,6 +4,10 @@ POST /api/v1/tasks/blur-video      multipart: ``video`` (file), optional ``metho
                                    → 202 {"task_id", "status", "status_url"}
 GET  /api/v1/tasks/{task_id}        status, progress, result_url
 GET  /api/v1/tasks/{task_id}/result the blurred video
+DELETE /api/v1/tasks/{task_id}      cancel (queued → 200, running → 202), or delete a finished task (204)
+
+A task is visible only to the token that submitted it (its principal is recorded) and to admin tokens;
+to anyone else it does not exist (404).
 
 Errors are ``{"error": …}`` like the rest of the privacy family. The upload is streamed to disk (never
 held in memory) with its own limit, tasks.max_upload_bytes, instead of the server's request limit.
@@ -21,11 +25,12 @@ from typing import Any, BinaryIO
 from aiohttp import BodyPartReader, web
 
 from daemon.api import multipart
+from daemon.api.auth import is_admin
 from daemon.api.families import PLAIN, error_response, speaks
 from daemon.api.multipart import FieldSpec, Sink
 from daemon.api.privacy import FORM_OVERHEAD, Rejected
 from daemon.appkeys import CONFIG, PRINCIPAL
-from daemon.services.task_store import DONE, TaskRecord
+from daemon.services.task_store import DONE, RUNNING, TaskRecord
 from daemon.services.tasks import TASKS, TaskNotFound, TaskNotReady, TaskService, setup_tasks
 from daemon.services.video_blur import VideoError, probe_video
 from daemon.vision.blur import BLUR_METHODS
@@ -44,6 +49,12 @@ def setup_tasks_api(app: web.Application, engine_factory: Callable[[], VisionEng
     app.router.add_post("/api/v1/tasks/blur-video", submit_blur_video)
     app.router.add_get("/api/v1/tasks/{task_id}", get_task)
     app.router.add_get("/api/v1/tasks/{task_id}/result", get_result)
+    app.router.add_delete("/api/v1/tasks/{task_id}", cancel_task)
+
+
+def _viewer(request: web.Request) -> str | None:
+    """Whose tasks the caller may see: its own (None for admin: every task)."""
+    return None if is_admin(request) else request.get(PRINCIPAL, "")
 
 
 @speaks(PLAIN)
@@ -161,16 +172,31 @@ class _VideoUpload:
 @speaks(PLAIN)
 async def get_task(request: web.Request) -> web.Response:
     try:
-        record = await request.app[TASKS].get(request.match_info["task_id"])
+        record = await request.app[TASKS].get(request.match_info["task_id"], _viewer(request))
     except TaskNotFound as exc:
         return error_response(request, 404, str(exc))
     return web.json_response(task_json(record, request.app[CONFIG].tasks.keep_hours))
 
 
 @speaks(PLAIN)
+async def cancel_task(request: web.Request) -> web.Response:
+    """DELETE: cancel a queued (200) or running (202) task; delete a finished one and its result (204)."""
+    try:
+        record = await request.app[TASKS].cancel(request.match_info["task_id"], _viewer(request))
+    except TaskNotFound as exc:
+        return error_response(request, 404, str(exc))
+    if record is None:
+        return web.Response(status=204)
+    body = task_json(record, request.app[CONFIG].tasks.keep_hours)
+    return web.json_response(body, status=202 if record.status == RUNNING else 200)
+
+
+@speaks(PLAIN)
 async def get_result(request: web.Request) -> web.StreamResponse:
     try:
-        path, media_type, name = await request.app[TASKS].result_file(request.match_info["task_id"])
+        path, media_type, name = await request.app[TASKS].result_file(
+            request.match_info["task_id"], _viewer(request)
+        )
     except TaskNotFound as exc:
         return error_response(request, 404, str(exc))
     except TaskNotReady as exc:

@@ -205,7 +205,9 @@ class PrivacyService:
         digest is the upload's sha256 hex digest (the caller hashes while receiving).
         """
         started = time.perf_counter()
-        key = options.cache_key(digest)
+        # One client's uploads never answer another's: a shared hit would tell a caller that someone
+        # else sent the same image (by its speed), so the cache is partitioned by who asks.
+        key = (*options.cache_key(digest), caller.principal if caller.principal != "-" else caller.client)
         result = self.cache.get(key)
         cached = result is not None
         if result is None:

@@ -49,6 +49,9 @@ class TaskNotReady(FacegateError):
     """The task has no result (yet, or it failed)."""
 
 
+CANCELLED = "cancelled"
+
+
 class TaskService:
     def __init__(self, config: Config, engine_factory: Callable[[], VisionEngine]) -> None:
         self.config = config
@@ -65,6 +68,7 @@ class TaskService:
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="facegate-task")
         self._local = threading.local()  # one engine per task thread
         self._runners: list[asyncio.Task[None]] = []
+        self._cancelled: set[str] = set()  # ids asked to stop; read by the task threads
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -162,20 +166,21 @@ class TaskService:
         log.info("task %s queued: %s, %d frames", task_id, original_name or "video", info.frames)
         return record
 
-    async def get(self, task_id: str) -> TaskRecord:
+    async def get(self, task_id: str, viewer: str | None = None) -> TaskRecord:
+        """The task; viewer (a principal) sees only its own tasks, None (admin) sees every task."""
         if not TASK_ID.match(task_id):
             raise TaskNotFound(f"no task {task_id}")
         record = await asyncio.get_running_loop().run_in_executor(None, self._require_store().get, task_id)
-        if record is None:
+        if record is None or (viewer is not None and record.principal != viewer):
             raise TaskNotFound(f"no task {task_id}")
         live = self._progress.get(task_id)
         if record.status == RUNNING and live is not None:
             record = record.evolve(frames_done=live[0], frames_total=live[1] or record.frames_total)
         return record
 
-    async def result_file(self, task_id: str) -> tuple[Path, str, str]:
+    async def result_file(self, task_id: str, viewer: str | None = None) -> tuple[Path, str, str]:
         """(path, media type, download name) of a done task's video."""
-        record = await self.get(task_id)
+        record = await self.get(task_id, viewer)
         if record.status != DONE or not record.result:
             reason = f": {record.error}" if record.error else ""
             raise TaskNotReady(f"task is {record.status}{reason}")
@@ -183,6 +188,27 @@ class TaskService:
         kind = path.suffix.lstrip(".")
         stem = Path(record.original_name).stem or "video"
         return path, MEDIA_TYPES.get(kind, "application/octet-stream"), f"{stem}-blurred.{kind}"
+
+    async def cancel(self, task_id: str, viewer: str | None = None) -> TaskRecord | None:
+        """Stop a task: a queued one fails at once ("cancelled"), a running one between two frames
+        (the record returned is still running); a finished one is deleted with its result (None)."""
+        record = await self.get(task_id, viewer)
+        loop = asyncio.get_running_loop()
+        if record.status == QUEUED:
+            self._cancelled.add(task_id)
+            await loop.run_in_executor(None, self._fail, record, CANCELLED)
+            return await self.get(task_id, viewer)
+        if record.status == RUNNING:
+            self._cancelled.add(task_id)
+            return record
+        await loop.run_in_executor(None, self._delete, record)
+        return None
+
+    def _delete(self, record: TaskRecord) -> None:
+        for name in (record.upload, record.result):
+            if name:
+                (self.directory / name).unlink(missing_ok=True)
+        self._require_store().delete(record.id)
 
     # -- retention -------------------------------------------------------------------------------
 
@@ -195,10 +221,7 @@ class TaskService:
         store = self._require_store()
         expired = store.finished_before(cutoff)
         for record in expired:
-            for name in (record.upload, record.result):
-                if name:
-                    (self.directory / name).unlink(missing_ok=True)
-            store.delete(record.id)
+            self._delete(record)
         if expired:
             log.info("deleted %d finished tasks older than %g h", len(expired), self.config.tasks.keep_hours)
         return len(expired)
@@ -230,7 +253,8 @@ class TaskService:
         """Run one task to its end (in a task thread)."""
         store = self._require_store()
         record = store.get(task_id)
-        if record is None or record.status != QUEUED or self._stopping.is_set():
+        if record is None or record.status != QUEUED or self._stopping.is_set() or task_id in self._cancelled:
+            self._cancelled.discard(task_id)
             return
         record = record.evolve(status=RUNNING, started_at=time.time(), frames_done=0, error=None)
         store.put(record)
@@ -244,9 +268,13 @@ class TaskService:
                 detect,
                 video_settings(self.config, record.options.get("method")),
                 progress=lambda done, total: self._progress.__setitem__(task_id, (done, total)),
-                should_stop=self._stopping.is_set,
+                should_stop=lambda: self._stopping.is_set() or task_id in self._cancelled,
             )
         except VideoCancelled:
+            if task_id in self._cancelled:
+                self._cancelled.discard(task_id)
+                self._fail(record, CANCELLED)
+                return
             log.info("task %s interrupted by shutdown; it starts over at the next start", task_id)
             store.put(record.evolve(status=QUEUED, restarts=record.restarts + 1, frames_done=0))
             return
@@ -259,6 +287,7 @@ class TaskService:
             return
         finally:
             self._progress.pop(task_id, None)
+            self._cancelled.discard(task_id)
         (self.directory / str(record.upload)).unlink(missing_ok=True)
         store.put(
             record.evolve(
