@@ -200,7 +200,7 @@ async def test_under_the_disk_floor_writes_get_507_and_reads_keep_working(make_c
     await call(client, "POST", "/api/faceGroups", {"groupId": "g", "groupName": "g"}, status=507, code=104930)
     assert (await search(client, OBAMA2, ["default"]))["top1"]["searchScore"] > 70
     assert len((await call(client, "GET", "/api/faces"))["data"]["face"]) == 3
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=AUTH)).json()
     assert health["disk"]["writes"] == "refused"
     response = await client.post("/api/extract_feature", headers=AUTH, data={"image": "x"})
     assert response.status != 507  # a read-only POST of the feature API is not refused

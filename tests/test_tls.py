@@ -84,6 +84,7 @@ def test_plain_http_on_non_loopback_warns_or_is_refused(config, caplog):
 def test_facegate_run_refuses_plain_http_when_configured(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEGATE_TLS_PLAIN_HTTP", "refuse")
     monkeypatch.setenv("FACEGATE_LOGGING_JOURNALD", "never")
+    monkeypatch.setattr("daemon.ops.logs.setup_logging", lambda *a: None)  # keep pytest's log handlers
     code = main(["run", "--host", "0.0.0.0", "--port", "0", "--state-dir", str(tmp_path / "state")])
     assert code == 2
     assert "plain HTTP on 0.0.0.0" in capsys.readouterr().err

@@ -7,8 +7,7 @@ Routes (docs/API.md, "Library export and import"):
 - ``POST /api/admin/library/import?mode=merge|replace``: a bundle as the raw request body (streamed to
   a private spool file, never held in memory); all-or-nothing.
 
-SCOPE NOTE (for the lead): these two routes must require the *admin* scope once token scopes exist;
-today they take any valid token through the existing auth middleware. ``ADMIN_ROUTES`` lists them.
+Both need the *admin* scope (the ``/api/admin/*`` rule of daemon/api/scopes.py).
 
 Disk floor: a middleware (innermost, after auth) refuses writes with HTTP 507 and, in the device API,
 code 104930 ``STORAGE_FULL`` while free space is under ``ops.min_free_mb``; reads keep working. The

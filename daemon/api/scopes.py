@@ -69,10 +69,10 @@ RULES: tuple[Rule, ...] = (
     _r("GET", "/api/snapshot.jpg", STREAM, stream_link=True, expensive=True),
     _r("GET", "/api/stream/info", STREAM, READ),
     _r("POST", "/api/stream/links", STREAM),
-    # routes of other features: events are read-only data, device settings and backups are admin's
+    # routes of other features: events are read-only data; device settings, export/import are admin's
     _r("GET", "/api/events*", READ),
     _r("*", "/api/door/*", ADMIN),
-    _r("*", "/api/backup*", ADMIN),
+    _r("*", "/api/admin/*", ADMIN),  # library export / import (daemon/api/ops_api.py)
 )
 FALLBACK = Rule("*", "*", (ADMIN,))
 
