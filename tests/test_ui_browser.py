@@ -20,6 +20,8 @@ from api_device_support import data_url
 from conftest import FACES, NO_FACES
 from test_daemon_process import Daemon
 
+from daemon.services.tokens import ADMIN, TokenStore
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ADMIN_TOKEN = "ui-admin-token-0123456789abcdef"
@@ -44,9 +46,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 def daemon(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui")
     (tmp / "state").mkdir(mode=0o700)
-    tokens = tmp / "state" / "tokens"
-    tokens.write_text(f"admin:{ADMIN_TOKEN}\n")
-    tokens.chmod(0o600)
+    TokenStore(tmp / "state" / "tokens.json").add("admin", [ADMIN], token=ADMIN_TOKEN)
     proc = Daemon(tmp, {}, [])
     try:
         port = int(proc.wait_for(r"listening on http://127\.0\.0\.1:(\d+)").group(1))

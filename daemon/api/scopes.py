@@ -48,6 +48,8 @@ RULES: tuple[Rule, ...] = (
     _r("GET", "/api/faces/image/{imageId}", READ),
     _r("DELETE", "/api/faces/image/{imageId}", LIBRARY),
     _r("GET", "/api/faces/faceToken/{faceToken}", READ),
+    _r("GET", "/api/faces/faceToken/{faceToken}/crop.jpg", READ),
+    _r("PATCH", "/api/faces/faceToken/{faceToken}", LIBRARY),
     _r("DELETE", "/api/faces/{faceToken}", LIBRARY),
     _r("GET", "/api/faceGroups", READ),
     _r("GET", "/api/faceGroups/{groupId}", READ),
@@ -72,7 +74,10 @@ RULES: tuple[Rule, ...] = (
     # routes of other features: events are read-only data; device settings, export/import are admin's
     _r("GET", "/api/events*", READ),
     _r("*", "/api/door/*", ADMIN),
-    _r("*", "/api/admin/*", ADMIN),  # library export / import (daemon/api/ops_api.py)
+    _r("*", "/api/admin/*", ADMIN),  # library export / import, doctor (ops_api.py, config_api.py)
+    _r("GET", "/api/config", ADMIN),
+    # the web page's shell, sign-in and static files (daemon/api/ui.py); its data comes from /api routes
+    _r("*", "/ui*", PUBLIC),
 )
 FALLBACK = Rule("*", "*", (ADMIN,))
 
