@@ -123,7 +123,7 @@ async def test_camera_door_events_match_checkin_video(
         resumed = await read_sse(response, 2)
     assert [e["id"] for e in resumed] == [e["id"] for e in live[1:]]
 
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=AUTH)).json()
     door = health["door"]
     assert door["enabled"] is True and door["events"]["granted"] == 1 and door["liveness"]["available"]
     # The running door's group cannot be deleted from under it.
