@@ -303,8 +303,7 @@ def test_a_door_event_appears_live_on_the_events_page(browser, tmp_path, shots):
     clip = write_clip(tmp_path / "door.avi", visits_paths(8.0), 8.0)
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
-    (state / "tokens").write_text(f"admin:{ADMIN_TOKEN}\n")
-    (state / "tokens").chmod(0o600)
+    TokenStore(state / "tokens.json").add("admin", [ADMIN], token=ADMIN_TOKEN)
     env = {
         "FACEGATE_CAMERA_SOURCE": f"file:{clip}",
         "FACEGATE_CAMERA_FPS": "10",
