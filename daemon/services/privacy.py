@@ -41,6 +41,7 @@ from daemon.vision.privacy_detect import (
     plan_passes,
     run_passes,
     scale_faces,
+    verifier,
     verify_passes,
 )
 from daemon.vision.types import Face
@@ -54,9 +55,11 @@ MAX_SIDE_PIXELS = 65535
 MIN_PASSES_TO_SPLIT = 2
 
 
-def detect_settings(config: PrivacyConfig) -> PrivacyDetectSettings:
-    """The detector settings of config section ``privacy`` (shared with the stream and video blur)."""
+def detect_settings(config: PrivacyConfig, detector: str | None = None) -> PrivacyDetectSettings:
+    """The detector settings of config section ``privacy`` (shared with the stream and video blur, which
+    name their own detector: stream.detector, tasks.detector)."""
     return PrivacyDetectSettings(
+        detector=config.detector if detector is None else detector,
         min_score=config.min_score,
         models=config.models,
         tiling=config.tiling,
@@ -246,7 +249,8 @@ class PrivacyService:
         results = await self._run_spread(prepared, prepared.passes)
         candidates = merge_faces(results, settings)
         height, width = prepared.small.shape[:2]
-        checks = await self._run_spread(prepared, verify_passes(candidates, width, height))
+        check_plan = verify_passes(candidates, width, height, verifier(self.settings))
+        checks = await self._run_spread(prepared, check_plan)
         return await self._pool.run(lambda engine: self._finish(prepared, candidates, checks, options))
 
     def _spread_worth_it(self) -> bool:
