@@ -187,6 +187,11 @@ class PrivacyConfig:
     max_side: int = setting(
         1920, "larger images are shrunk to this longest side for detection (blur stays full size)", min=192
     )
+    accurate_max_side: int = setting(
+        1920,
+        "max_side of requests asking accurate=true, and of the stream and video tasks (small faces)",
+        min=192,
+    )
     max_fine_tiles: int = setting(
         24, "small images are tiled finer (down to 192 px tiles) while the grid has at most this many", min=0
     )
@@ -196,8 +201,13 @@ class PrivacyConfig:
     verify: bool = setting(
         True, "check faces found only on tiles with a zoomed second run (textures fool the zoomed model)"
     )
-    sure_score: float = setting(0.8, "a tile face scoring at least this needs no check", min=0, max=1)
-    verify_score: float = setting(0.6, "score the zoomed check must reach to keep a tile face", min=0, max=1)
+    sure_score: float = setting(
+        0.6,
+        "a face found by tiles (or by a free-size detector) scoring at least this needs no check",
+        min=0,
+        max=1,
+    )
+    verify_score: float = setting(0.3, "score the zoomed check must reach to keep a face", min=0, max=1)
     short_min_score: float = setting(
         0.6, "threshold of the short-range model when models is 'both'", min=0, max=1
     )

@@ -82,7 +82,7 @@ def privacy_detector(
     ``tiles_per_call`` None runs every pass of the plan on every frame (files: thorough, not real
     time); a number spreads the tiles over successive calls (the stream, see RotatingDetector).
     """
-    settings = detect_settings(config.privacy, detector)
+    settings = detect_settings(config.privacy, detector, accurate=True)
     if tiles_per_call is not None:
         return RotatingDetector(engine, settings, tiles_per_call)
 
