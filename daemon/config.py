@@ -185,7 +185,10 @@ class PrivacyConfig:
     )
     overlap: float = setting(0.25, "share of a tile overlapping its neighbour", min=0, max=0.75)
     max_side: int = setting(
-        1920, "larger images are shrunk to this longest side for detection (blur stays full size)", min=192
+        640,
+        "larger images are shrunk to this longest side for detection (blur stays full size); the fast "
+        "default of the blur API, see accurate_max_side",
+        min=192,
     )
     accurate_max_side: int = setting(
         1920,
