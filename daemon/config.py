@@ -238,6 +238,11 @@ class StreamConfig:
         "gaussian", "how faces in the stream are covered"
     )
     detector: str = setting("yunet", "detector backend of the stream (the other privacy.* settings apply)")
+    max_side: int = setting(
+        960,
+        "frames are shrunk to this longest side for detection (720p: a 32-px face is seen at 24 px)",
+        min=192,
+    )
     detect_every: int = setting(
         1,
         "run detection on every Nth frame at most (1: every frame the detector keeps up with)",

@@ -504,7 +504,7 @@ def cmd_wider(args: argparse.Namespace) -> None:
 
 
 def cmd_side_by_side(args: argparse.Namespace) -> None:
-    from bench_sidebyside import side_by_side, start_peer, stop_peer
+    from bench_sidebyside import interleaved_rows, side_by_side, start_peer, stop_peer
 
     engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), 1)
     rng = random.Random(args.seed)
@@ -525,6 +525,7 @@ def cmd_side_by_side(args: argparse.Namespace) -> None:
             try:
                 token = daemon.wait_ready()
                 services = [("Facegate", daemon.url, token), ("peer", args.peer_url.rstrip("/"), "")]
+                interleaved_rows(services, images, args.requests)
                 side_by_side(run_clients, services, images, args.clients, args.requests, args.rounds)
             finally:
                 daemon.stop()

@@ -79,3 +79,44 @@ def side_by_side(
                     lines.append(row(run_clients, name, url, token, label, body, n_clients, requests))
                     print(lines[-1], flush=True)
     return lines
+
+
+async def interleaved(
+    services: list[tuple[str, str, str]], body: bytes, requests: int
+) -> dict[str, list[float]]:
+    """One client posting to each service in turn, request by request: latencies (s) per service.
+
+    Load that comes and goes on a shared machine then falls on both alike."""
+    import aiohttp
+
+    async def once(session, url: str, token: str) -> float:
+        form = aiohttp.FormData()
+        form.add_field("image", body, filename="scene.jpg", content_type="image/jpeg")
+        form.add_field("show_box", "true")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        start = time.perf_counter()
+        async with session.post(url + "/api/v1/blur-faces", data=form, headers=headers) as r:
+            await r.read()
+            if r.status != 200:
+                raise SystemExit(f"{url}: HTTP {r.status}")
+        return time.perf_counter() - start
+
+    latencies: dict[str, list[float]] = {name: [] for name, _, _ in services}
+    async with aiohttp.ClientSession() as session:
+        for _, url, token in services:
+            for _ in range(3):
+                await once(session, url, token)  # warm-up
+        for _ in range(requests):
+            for name, url, token in services:
+                latencies[name].append(await once(session, url, token))
+    return latencies
+
+
+def interleaved_rows(services: list[tuple[str, str, str]], images: dict[str, bytes], requests: int) -> None:
+    print("\n| service | image | clients | requests (interleaved) | p50 ms | p90 ms |")
+    print("|---|---|---|---|---|---|")
+    for label, body in images.items():
+        latencies = asyncio.run(interleaved(services, body, requests))
+        for name, lat in latencies.items():
+            p50, p90 = (float(np.percentile(lat, q)) * 1000 for q in (50, 90))
+            print(f"| {name} | {label} | 1 | {len(lat)} | {p50:.1f} | {p90:.1f} |", flush=True)

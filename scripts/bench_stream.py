@@ -128,7 +128,11 @@ def main() -> int:
         pipeline = StreamPipeline(
             CaptureLoop(source),
             lambda: privacy_detector(
-                VisionEngine(model_paths, args.threads), config, tiles, args.detector or stream.detector
+                VisionEngine(model_paths, args.threads),
+                config,
+                tiles,
+                args.detector or stream.detector,
+                stream.max_side,
             ),
             settings,
             sinks=[checker],

@@ -50,7 +50,8 @@ def raw(clip: Clip) -> list[np.ndarray]:
 def detector(engine) -> Callable[[np.ndarray], list]:
     """The stream's own detection function (the privacy detector, tiles spread over frames)."""
     config = load_config(None, environ={})
-    return privacy_detector(engine, config, config.stream.tiles_per_frame)
+    stream = config.stream
+    return privacy_detector(engine, config, stream.tiles_per_frame, stream.detector, stream.max_side)
 
 
 def run_pipeline(

@@ -56,10 +56,11 @@ MIN_PASSES_TO_SPLIT = 2
 
 
 def detect_settings(
-    config: PrivacyConfig, detector: str | None = None, accurate: bool = False
+    config: PrivacyConfig, detector: str | None = None, accurate: bool = False, max_side: int | None = None
 ) -> PrivacyDetectSettings:
     """The detector settings of config section ``privacy`` (shared with the stream and video blur, which
-    name their own detector: stream.detector, tasks.detector). accurate: privacy.accurate_max_side."""
+    name their own detector and size: stream.detector/max_side, tasks.detector). accurate:
+    privacy.accurate_max_side; max_side overrides both."""
     return PrivacyDetectSettings(
         detector=config.detector if detector is None else detector,
         min_score=config.min_score,
@@ -67,7 +68,7 @@ def detect_settings(
         tiling=config.tiling,
         tile_size=config.tile_size,
         overlap=config.overlap,
-        max_side=config.accurate_max_side if accurate else config.max_side,
+        max_side=max_side or (config.accurate_max_side if accurate else config.max_side),
         max_fine_tiles=config.max_fine_tiles,
         short_min_score=config.short_min_score,
         tile_min_score=config.tile_min_score,

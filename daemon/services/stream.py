@@ -133,7 +133,11 @@ class StreamService:
 
         def detector_factory():  # runs in the pipeline's detector thread: models load there
             return privacy_detector(
-                engine_factory(), config, config.stream.tiles_per_frame, config.stream.detector
+                engine_factory(),
+                config,
+                config.stream.tiles_per_frame,
+                config.stream.detector,
+                config.stream.max_side,
             )
 
         self.pipeline = StreamPipeline(
