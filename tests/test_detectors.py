@@ -71,13 +71,15 @@ def test_a_region_is_searched_alone_and_reported_in_image_pixels(engine) -> None
 
 
 def test_the_zoomed_check_removes_a_texture_face(engine) -> None:
-    """YuNet alone takes a part of the motorcycle photo for a face (~0.76); the privacy detector's
-    zoomed check of faces below privacy.sure_score removes it."""
+    """YuNet takes a part of the motorcycle photo for a face (~0.6–0.76). The default sure_score (0.6,
+    tuned for recall on real photos) lets it through — the one false face of docs/BENCHMARKS.md — and
+    stricter scores send it to the zoomed check, which removes it."""
     rgb = read_rgb(NO_FACES / "motorcycle_left.png")
     settings = detect_settings(load_config(None, environ={}).privacy)
     assert settings.detector == "yunet" and settings.verify
-    assert [f.score for f in engine.detect(rgb, "yunet", settings.min_score)]  # fooled alone
-    assert detect_for_privacy(engine, rgb, settings) == []
+    assert len(detect_for_privacy(engine, rgb, settings)) == 1
+    stricter = replace(settings, sure_score=0.8, verify_score=0.6)
+    assert detect_for_privacy(engine, rgb, stricter) == []
 
 
 def test_yunet_decoding_follows_the_model_layout() -> None:
