@@ -1,11 +1,9 @@
 """High-recall face detection for blurring: whole frame plus overlapping tiles, merged.
 
-Why tiles: the full-range model sees a 192-px input, and it finds a face reliably only when the face is
-at least ~14–16 px there (measured on the test faces: 16 px 100 %, 12 px ~65 %, 8 px ~15 %). A 32-px
-face in a 1920-px frame shrinks to ~3 px in a whole-frame pass and is lost. Running the model on
-overlapping tiles of ``tile_size`` pixels keeps faces of about tile_size / 12 px and up detectable. The
-full-range model's input cannot be resized under XNNPACK (its reshape refuses other sizes), so tiling is
-the way to a higher effective resolution.
+Why tiles (BlazeFace): the full-range model sees a 192-px input and finds a face reliably from ~14–16 px
+there (test faces: 16 px 100 %, 12 px ~65 %), so a 32-px face in a 1920-px frame (~3 px in a whole-frame
+pass) is lost; tiles of ``tile_size`` px keep faces from ~tile_size / 12 px detectable (its input cannot
+be resized under XNNPACK).
 
 Passes (plan_passes): the whole frame (faces large enough to be cut by tile edges), then a grid of
 tiles; "pyramid" adds the levels in between (tiles of 2×, 4× … the finest size) for mid-size faces that
@@ -27,14 +25,11 @@ not: 15 false faces at 0.35 without checks). So a face found only by tiles and
 scoring below ``sure_score`` is checked: the full-range model runs once more on a crop of 4× the face's
 size (the face ~48 px in the model input), and the face stays if that run finds it at
 ``verify_score`` or more. On the generated test scenes every true face checked scored ≥ 0.72, while
-95 % of the textures scored ≤ 0.53. Whole-frame faces are not checked: recall first.
+95 % of the textures scored ≤ 0.53. BlazeFace's whole-frame faces are not checked: recall first.
 
-Detectors: ``detector`` names a backend (daemon/vision/detectors/registry.py). The tiles above are for a
-fixed-input model (BlazeFace); a free-size model (YuNet) runs once on the whole detection image, where a
-32-px face is still 32 px, and its faces below ``sure_score`` get the zoomed check like tile faces.
-
-The plan is data (DetectPass, with a relative cost), so a caller can spread one image's passes over
-several engines (the blur API) or over successive frames (a stream), then merge.
+``detector`` names a backend (detectors/registry.py): tiles are for a fixed-input model (BlazeFace); a
+free-size one (YuNet) runs once on the whole detection image, its faces below sure_score checked. The
+plan is data (DetectPass, with a cost): callers spread passes over engines or frames, then merge.
 """
 
 from __future__ import annotations
