@@ -16,7 +16,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-MODEL_FILES = ("*.tflite", "MODELS.md")
+MODEL_FILES = ("*.tflite", "*.onnx", "LICENSE.*", "MODELS.md")
 
 
 class BuildPyWithModels(build_py):

@@ -101,7 +101,12 @@ def public_paths(config: Config) -> set[str]:
 def engine_from_config(config: Config, model_paths: ModelPaths, with_embedder: bool = True) -> VisionEngine:
     min_scores = {"short": config.detection.short_min_score, "full": config.detection.full_min_score}
     return VisionEngine(
-        model_paths, config.models.num_threads, min_scores, with_embedder, config.models.flip_average
+        model_paths,
+        config.models.num_threads,
+        min_scores,
+        with_embedder,
+        config.models.flip_average,
+        recognition_detectors=config.detection.detectors,
     )
 
 

@@ -15,6 +15,7 @@ from daemon.app import engine_from_config
 from daemon.config import Config, load_config
 from daemon.errors import FacegateError
 from daemon.services.scores import ScoreMapping
+from daemon.vision.detectors.registry import ALIASES, DETECTOR_BACKENDS
 from daemon.vision.engine import ModelPaths, VisionEngine
 from daemon.vision.image import ImageLimits, decode_image
 from daemon.vision.types import Face
@@ -25,7 +26,12 @@ FILE_LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_width=16384, max_heigh
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="detect faces in image files")
     p.add_argument("images", nargs="+", type=Path)
-    p.add_argument("--model", choices=("short", "full"), default="short")
+    p.add_argument(
+        "--model",
+        choices=(*ALIASES, *DETECTOR_BACKENDS),
+        default="short",
+        help="detector backend (short, full: the BlazeFace ones)",
+    )
     p.add_argument("--min-score", type=float, help="score threshold (default: the model's)")
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
     p.set_defaults(func=_cmd_detect)

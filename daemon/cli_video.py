@@ -100,7 +100,8 @@ def _cmd_blur_video(args: argparse.Namespace) -> int:
     settings = video_settings(config, args.method)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
-        result = blur_video(args.input, args.output, privacy_detector(engine, config), settings, progress=bar)
+        detect = privacy_detector(engine, config, detector=config.tasks.detector)
+        result = blur_video(args.input, args.output, detect, settings, progress=bar)
     finally:
         if bar is not None:
             bar.finish()

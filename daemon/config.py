@@ -133,8 +133,13 @@ class WorkersConfig:
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    """BlazeFace detection defaults."""
+    """Face detection for enrolment and recognition (faces, compare, search, features)."""
 
+    detectors: list[str] = setting(
+        ["blazeface_short", "blazeface_full"],
+        "detector backends tried in turn until one finds a face (daemon/vision/detectors/registry.py: "
+        "blazeface_short, blazeface_full, yunet)",
+    )
     short_min_score: float = setting(
         0.65,
         "score threshold of the short-range model (test set: faces ≥ 0.80, no-face images ≤ 0.50)",
@@ -209,8 +214,12 @@ class FeaturesConfig:
 class PrivacyConfig:
     """The blur API (PRIVACY_API.md) and the blurring shared with the stream pipeline."""
 
+    detector: str = setting(
+        "yunet", "detector backend of the blur API (blazeface_full, blazeface_short or yunet; see detection)"
+    )
     min_score: float = setting(
-        0.35, "detection threshold for blurring (high recall; no-face images peak at 0.26)", min=0, max=1
+        0.5, "detection threshold of privacy.detector for blurring (high recall; see docs/BENCHMARKS.md)",
+        min=0, max=1,
     )
     method: Literal["gaussian", "pixelate", "solid"] = setting("gaussian", "default blur method")
     jpeg_quality: int = setting(90, "JPEG quality of blurred output", min=10, max=100)
@@ -225,15 +234,23 @@ class PrivacyConfig:
     )
     tiling: Literal["none", "grid", "pyramid"] = setting(
         "grid",
-        "small faces: none (whole frame only), grid (whole frame + tiles of tile_size), pyramid (also "
-        "tiles of 2×, 4× … tile_size)",
+        "small faces with a fixed-input detector (BlazeFace; YuNet sees the whole image): none (whole "
+        "frame only), grid (whole frame + tiles of tile_size), pyramid (also tiles of 2×, 4× … tile_size)",
     )
     tile_size: int = setting(
         640, "tile side in pixels of the detection image; faces from ~tile_size/20 px are found", min=192
     )
     overlap: float = setting(0.25, "share of a tile overlapping its neighbour", min=0, max=0.75)
     max_side: int = setting(
-        1920, "larger images are shrunk to this longest side for detection (blur stays full size)", min=192
+        640,
+        "larger images are shrunk to this longest side for detection (blur stays full size); the fast "
+        "default of the blur API, see accurate_max_side",
+        min=192,
+    )
+    accurate_max_side: int = setting(
+        1920,
+        "max_side of requests asking accurate=true, and of the stream and video tasks (small faces)",
+        min=192,
     )
     max_fine_tiles: int = setting(
         24, "small images are tiled finer (down to 192 px tiles) while the grid has at most this many", min=0
@@ -244,8 +261,13 @@ class PrivacyConfig:
     verify: bool = setting(
         True, "check faces found only on tiles with a zoomed second run (textures fool the zoomed model)"
     )
-    sure_score: float = setting(0.8, "a tile face scoring at least this needs no check", min=0, max=1)
-    verify_score: float = setting(0.6, "score the zoomed check must reach to keep a tile face", min=0, max=1)
+    sure_score: float = setting(
+        0.6,
+        "a face found by tiles (or by a free-size detector) scoring at least this needs no check",
+        min=0,
+        max=1,
+    )
+    verify_score: float = setting(0.3, "score the zoomed check must reach to keep a face", min=0, max=1)
     short_min_score: float = setting(
         0.6, "threshold of the short-range model when models is 'both'", min=0, max=1
     )
@@ -271,6 +293,12 @@ class StreamConfig:
 
     method: Literal["gaussian", "pixelate", "solid"] = setting(
         "gaussian", "how faces in the stream are covered"
+    )
+    detector: str = setting("yunet", "detector backend of the stream (the other privacy.* settings apply)")
+    max_side: int = setting(
+        960,
+        "frames are shrunk to this longest side for detection (720p: a 32-px face is seen at 24 px)",
+        min=192,
     )
     detect_every: int = setting(
         1,
@@ -329,6 +357,7 @@ class TasksConfig:
         24.0, "finished tasks, their uploads and results are deleted this long after they end", min=0
     )
     workers: int = setting(1, "tasks processed at the same time (each with its own detector)", min=1, max=8)
+    detector: str = setting("yunet", "detector backend of video tasks (the other privacy.* settings apply)")
     max_queued: int = setting(16, "tasks queued or running before a new one is refused (503)", min=1)
     max_attempts: int = setting(
         3, "a task interrupted by this many restarts is failed instead of resumed again", min=1
@@ -496,6 +525,7 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"scores.anchors: {exc}") from None
         _check_access(self)
+        check_detector_names(self)
 
     @property
     def state_path(self) -> Path:
@@ -545,6 +575,22 @@ def _check_access(config: Config) -> None:
     for origin in config.cors.allowed_origins:
         if origin != "*" and (not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin):
             raise ConfigError(f"cors.allowed_origins: {origin!r} is not an origin like https://host[:port]")
+
+
+def check_detector_names(config: Config) -> None:
+    """Every detector a use names is a registered backend (ConfigError names the key and the known ones)."""
+    from daemon.vision.detectors.registry import DETECTOR_BACKENDS  # vision imports config's layer-mates
+
+    named = [("detection.detectors", n) for n in config.detection.detectors] + [
+        ("privacy.detector", config.privacy.detector),
+        ("stream.detector", config.stream.detector),
+        ("tasks.detector", config.tasks.detector),
+    ]
+    if not config.detection.detectors:
+        raise ConfigError("detection.detectors: name at least one detector")
+    for key, name in named:
+        if name not in DETECTOR_BACKENDS:
+            raise ConfigError(f"{key}: unknown detector {name!r}; known: {', '.join(DETECTOR_BACKENDS)}")
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -77,9 +77,9 @@ async def run(config, clip: Path, fps: float, door_on: bool, library: LibrarySer
     stream_settings = StreamService(config, lambda: None).settings  # type: ignore[arg-type,return-value]
 
     def detector():
-        return privacy_detector(
-            engine_from_config(config, paths, with_embedder=False), config, config.stream.tiles_per_frame
-        )
+        engine = engine_from_config(config, paths, with_embedder=False)
+        s = config.stream
+        return privacy_detector(engine, config, s.tiles_per_frame, s.detector, s.max_side)
 
     stream = StreamPipeline(capture, detector, stream_settings, want_jpeg=lambda: True)  # one viewer
     times: dict[int, float] = {}

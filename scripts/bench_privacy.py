@@ -4,6 +4,15 @@
   scripts/bench_privacy.py recall [--scenes 30] [--imglab FILE.xml ...]
   scripts/bench_privacy.py http [--requests 40] [--clients 1 4]
   scripts/bench_privacy.py all
+  scripts/bench_privacy.py wider DIR [--no-faces DIR ...] [--detector yunet] [--min-score S]
+  scripts/bench_privacy.py side-by-side --peer-cmd "CMD" --peer-url URL [--requests 40] [--rounds 2]
+
+wider: recall at IoU ≥ 0.5 for faces ≥ 16/32/64 px on a folder with boxes.json (WIDER-style photos; see
+scripts/bench_wider.py), and the false faces on no-face folders, through the blur API's detector with
+the default settings (or the overrides given).
+
+side-by-side: Facegate (result cache off) and another blur service started from --peer-cmd, the same
+client and JPEGs for both, rows alternating (scripts/bench_sidebyside.py).
 
 recall: dlib's examples/faces (PASCAL VOC photos with imglab XML boxes) is in no dlib sdist on PyPI
 (checked 18.17.100, 19.0.0, 19.7.0, 19.24.6 and 20.0.1: their MANIFEST.in ships only dlib/, tools/python
@@ -47,6 +56,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 from daemon.config import PACKAGE_MODELS_DIR, load_config  # noqa: E402
 from daemon.services.privacy import detect_settings  # noqa: E402
 from daemon.vision.boxes import box_iou  # noqa: E402
@@ -477,6 +487,57 @@ def cmd_http(args: argparse.Namespace) -> None:
             daemon.stop()
 
 
+def cmd_wider(args: argparse.Namespace) -> None:
+    from bench_wider import TABLE_HEADER, score
+
+    config = load_config(None, environ={})
+    settings = detect_settings(config.privacy, args.detector)
+    if args.min_score is not None:
+        settings = replace(settings, min_score=args.min_score)
+    if args.max_side is not None:
+        settings = replace(settings, max_side=args.max_side)
+    engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), args.threads)
+    print_header(f"Recall on {args.folder.name} (privacy detector {settings.detector})", engine)
+    no_faces = [NO_FACES, *args.no_faces]
+    def detect(rgb: np.ndarray) -> list[Box]:
+        return [f.box for f in detect_for_privacy(engine, rgb, settings)]
+
+    result = score(detect, args.folder, no_faces)
+    print(f"\nno-face folders: {', '.join(str(f) for f in no_faces)}; false faces on {result.false_images}\n")
+    print(TABLE_HEADER)
+    print(result.row(f"{settings.detector}, min_score {settings.min_score}, max_side {settings.max_side}"))
+
+
+def cmd_side_by_side(args: argparse.Namespace) -> None:
+    from bench_sidebyside import interleaved_rows, side_by_side, start_peer, stop_peer
+
+    engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), 1)
+    rng = random.Random(args.seed)
+    sources = source_faces(engine)
+    backgrounds = [read_rgb(p) for p in sorted(NO_FACES.iterdir())]
+    images = {}
+    for label, size in (("1920×1080", (1920, 1080)), ("3840×2160", (3840, 2160))):
+        scene, _ = make_scene(rng, sources, backgrounds, size, 8, size[1] / 40, size[1] / 5)
+        _, buf = cv2.imencode(".jpg", cv2.cvtColor(scene, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        images[label] = buf.tobytes()
+    print_header("Side by side: POST /api/v1/blur-faces, Facegate (cache off) and the peer service", engine)
+    peer = start_peer(args.peer_cmd, args.peer_url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
+            env = {"FACEGATE_PRIVACY_CACHE_ENTRIES": "0"}
+            env.update(dict(kv.split("=", 1) for kv in args.facegate_env))
+            daemon = Daemon(Path(tmp), env)
+            try:
+                token = daemon.wait_ready()
+                services = [("Facegate", daemon.url, token), ("peer", args.peer_url.rstrip("/"), "")]
+                interleaved_rows(services, images, args.requests)
+                side_by_side(run_clients, services, images, args.clients, args.requests, args.rounds)
+            finally:
+                daemon.stop()
+    finally:
+        stop_peer(peer)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -494,8 +555,26 @@ def main() -> None:
     both.add_argument("--imglab", action="append")
     both.add_argument("--requests", type=int, default=40)
     both.add_argument("--clients", type=int, nargs="+", default=[1, 4])
+    wider = sub.add_parser("wider", help="recall on a folder of photos with boxes.json")
+    wider.add_argument("folder", type=Path)
+    wider.add_argument("--no-faces", type=Path, action="append", default=[], help="more no-face folders")
+    wider.add_argument("--detector", help="backend (default: privacy.detector)")
+    wider.add_argument("--min-score", type=float)
+    wider.add_argument("--max-side", type=int)
+    wider.add_argument("--threads", type=int, default=1)
+    sbs = sub.add_parser("side-by-side", help="Facegate and a peer blur service in the same run")
+    sbs.add_argument("--peer-cmd", required=True, help="shell command starting the peer service")
+    sbs.add_argument("--peer-url", required=True, help="its base URL, e.g. http://127.0.0.1:5000")
+    sbs.add_argument("--facegate-env", nargs="*", default=[], help="FACEGATE_…=value overrides")
+    sbs.add_argument("--requests", type=int, default=40)
+    sbs.add_argument("--clients", type=int, nargs="+", default=[1, 4])
+    sbs.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     cv2.setNumThreads(1)
+    if args.command == "wider":
+        cmd_wider(args)
+    if args.command == "side-by-side":
+        cmd_side_by_side(args)
     if args.command in ("recall", "all"):
         cmd_recall(args)
     if args.command in ("http", "all"):

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from clip_maker import Clip, detail, make_clip, read_frames  # noqa: E402
+from clip_maker import Clip, detail, make_clip, read_frames, small_entering_paths  # noqa: E402
 
 from daemon.camera.capture import CaptureLoop  # noqa: E402
 from daemon.camera.failclosed import GateSettings  # noqa: E402
@@ -97,6 +97,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="TFLite threads of the detector")
     parser.add_argument("--detect-every", type=int, default=1)
     parser.add_argument("--method", default="gaussian")
+    parser.add_argument("--detector", help="detector backend (default: stream.detector)")
+    parser.add_argument("--small-faces", action="store_true", help="faces of 32–40 px, entering (720p)")
     parser.add_argument(
         "--tiles", type=int, help="tiles per detection (default: stream.tiles_per_frame); -1: all tiles"
     )
@@ -108,7 +110,8 @@ def main() -> int:
     model_paths = ModelPaths.resolve(config.models_path, config.models.embedding)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"writing a {args.frames}-frame {width}×{height} clip…", file=sys.stderr)
-        clip = make_clip(Path(tmp) / "bench.avi", size=(width, height), frames=args.frames, fps=args.fps)
+        paths = small_entering_paths(width, height) if args.small_faces else None
+        clip = make_clip(Path(tmp) / "bench.avi", (width, height), args.frames, args.fps, paths)
         raw = read_frames(clip.path)
         checker = Checker(clip)
         stream = config.stream
@@ -124,7 +127,13 @@ def main() -> int:
         source = VideoFileSource(clip.path, loop=True, paced=not args.unpaced, fps=args.fps)
         pipeline = StreamPipeline(
             CaptureLoop(source),
-            lambda: privacy_detector(VisionEngine(model_paths, args.threads), config, tiles),
+            lambda: privacy_detector(
+                VisionEngine(model_paths, args.threads),
+                config,
+                tiles,
+                args.detector or stream.detector,
+                stream.max_side,
+            ),
             settings,
             sinks=[checker],
         )

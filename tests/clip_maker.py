@@ -96,6 +96,25 @@ def default_paths(width: int, height: int) -> list[FacePath]:
     ]
 
 
+def small_entering_paths(width: int, height: int) -> list[FacePath]:
+    """Faces 32–40 px wide in a 1280×720 frame (coordinates scale with the frame size), as small as the
+    stream promises to blur from the first frame they show: two enter through the left and right edges,
+    one appears from the bottom, one stays in the middle of the crowd-like background.
+    """
+    sx, sy = width / 1280, height / 720
+
+    def path(photo: str, x0: float, y0: float, x1: float, y1: float, w: float) -> FacePath:
+        fx, fy = _lerp(x0 * sx, x1 * sx), _lerp(y0 * sy, y1 * sy)
+        return FacePath(photo, lambda t: (fx(t), fy(t)), lambda t: w * sx)
+
+    return [
+        path("obama.jpg", -30, 200, 260, 200, 34),
+        path("biden.jpg", 1310, 420, 1000, 420, 36),
+        path("astronaut.png", 640, 750, 640, 560, 40),
+        path("obama3.jpg", 420, 520, 470, 500, 32),
+    ]
+
+
 def _background(width: int, height: int) -> np.ndarray:
     brick = cv2.imread(str(DATA / "no_faces" / "brick.png"), cv2.IMREAD_COLOR)
     coffee = cv2.imread(str(DATA / "no_faces" / "coffee.png"), cv2.IMREAD_COLOR)
@@ -161,9 +180,15 @@ def _visible_share(box: Box, width: int, height: int) -> float:
     return inside / ((x2 - x1) * (y2 - y1))
 
 
-def make_clip(path: Path, size: tuple[int, int] = (640, 360), frames: int = 60, fps: float = 25.0) -> Clip:
+def make_clip(
+    path: Path,
+    size: tuple[int, int] = (640, 360),
+    frames: int = 60,
+    fps: float = 25.0,
+    paths: list[FacePath] | None = None,
+) -> Clip:
     """Write the clip as MJPG .avi (what every OpenCV build can write) and return its truth."""
-    images, truth = render_frames(size, frames)
+    images, truth = render_frames(size, frames, paths)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     assert writer.isOpened(), "this OpenCV build cannot write MJPG .avi"
     try:

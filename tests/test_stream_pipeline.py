@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clip_maker import Clip, detail, make_clip, read_frames
+from clip_maker import Clip, detail, make_clip, read_frames, small_entering_paths
 
 from daemon.camera.base import Frame
 from daemon.camera.capture import CaptureLoop
@@ -50,7 +50,8 @@ def raw(clip: Clip) -> list[np.ndarray]:
 def detector(engine) -> Callable[[np.ndarray], list]:
     """The stream's own detection function (the privacy detector, tiles spread over frames)."""
     config = load_config(None, environ={})
-    return privacy_detector(engine, config, config.stream.tiles_per_frame)
+    stream = config.stream
+    return privacy_detector(engine, config, stream.tiles_per_frame, stream.detector, stream.max_side)
 
 
 def run_pipeline(
@@ -185,6 +186,26 @@ def test_every_published_frame_has_every_face_blurred(clip: Clip, raw: list[np.n
     assert stats["state"] == "ended" and stats["frames_published"] == len(published)
     assert stats["detections"] >= 1 and stats["detection_ms"]["mean"] > 0
     assert stats["tracks"] >= 2
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """720p, four faces of 32–40 px, three of them entering through the frame's edges."""
+    path = tmp_path_factory.mktemp("stream") / "small.avi"
+    return make_clip(path, size=(1280, 720), frames=40, fps=FPS, paths=small_entering_paths(1280, 720))
+
+
+def test_small_entering_faces_are_blurred_in_every_published_frame(small_clip: Clip, detector) -> None:
+    """Faces of 32–40 px at 720p, with the stream's default detector: zero unblurred frames, from the
+    frame a face first shows (checked from 75% visible) on. No tile has to come round first."""
+    raw = read_frames(small_clip.path)
+    published, stats = run_pipeline(small_clip, lambda: detector, timeout=60.0)
+    assert min(t.box[2] - t.box[0] for faces in small_clip.truth for t in faces) >= 32
+    checked = assert_every_face_blurred(published, small_clip, raw)
+    # How many frames get published depends on the machine (detection at 720p is the costly part): on a
+    # heavily shared 2-core VM only a few; enough to judge every face of each.
+    assert len(published) >= 3 and checked >= 3 * len(published)
+    assert stats["detections"] >= 1
 
 
 def test_a_slow_detector_still_leaves_no_face_unblurred(clip: Clip, raw: list[np.ndarray], detector) -> None:

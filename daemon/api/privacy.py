@@ -87,6 +87,7 @@ async def _handle(
             output=output,
             method=_method(upload.fields.get("method"), service.config.method),
             show_box=_flag(upload.fields.get("show_box"), default_show_box),
+            accurate=_flag(upload.fields.get("accurate"), False, "accurate"),
         )
         caller = Caller(request.remote or "-", request.get(PRINCIPAL, "-"), operation)
         answer = await service.process(upload.data, upload.digest, options, caller)
@@ -143,7 +144,7 @@ def wants_json(accept: str) -> bool:
     return best_json > 0 and best_json >= best_image
 
 
-def _flag(value: str | None, default: bool) -> bool:
+def _flag(value: str | None, default: bool, name: str = "show_box") -> bool:
     if value is None or not value.strip():
         return default
     text = value.strip().lower()
@@ -151,7 +152,7 @@ def _flag(value: str | None, default: bool) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise Rejected(400, f"Invalid show_box {value!r}: use true or false")
+    raise Rejected(400, f"Invalid {name} {value!r}: use true or false")
 
 
 def _method(value: str | None, default: str) -> str:
@@ -180,6 +181,7 @@ async def read_upload(request: web.Request, max_bytes: int) -> Upload:
         "image": FieldSpec(max_bytes, open=lambda _part: take),
         "show_box": FieldSpec(MAX_FIELD_BYTES, once=False),
         "method": FieldSpec(MAX_FIELD_BYTES, once=False),
+        "accurate": FieldSpec(MAX_FIELD_BYTES, once=False),
     }
     budget = max_bytes + FORM_OVERHEAD
     too_large = f"Image too large: the limit is {max_bytes} bytes"

@@ -41,6 +41,7 @@ from daemon.vision.privacy_detect import (
     plan_passes,
     run_passes,
     scale_faces,
+    verifier,
     verify_passes,
 )
 from daemon.vision.types import Face
@@ -54,15 +55,20 @@ MAX_SIDE_PIXELS = 65535
 MIN_PASSES_TO_SPLIT = 2
 
 
-def detect_settings(config: PrivacyConfig) -> PrivacyDetectSettings:
-    """The detector settings of config section ``privacy`` (shared with the stream and video blur)."""
+def detect_settings(
+    config: PrivacyConfig, detector: str | None = None, accurate: bool = False, max_side: int | None = None
+) -> PrivacyDetectSettings:
+    """The detector settings of config section ``privacy`` (shared with the stream and video blur, which
+    name their own detector and size: stream.detector/max_side, tasks.detector). accurate:
+    privacy.accurate_max_side; max_side overrides both."""
     return PrivacyDetectSettings(
+        detector=config.detector if detector is None else detector,
         min_score=config.min_score,
         models=config.models,
         tiling=config.tiling,
         tile_size=config.tile_size,
         overlap=config.overlap,
-        max_side=config.max_side,
+        max_side=max_side or (config.accurate_max_side if accurate else config.max_side),
         max_fine_tiles=config.max_fine_tiles,
         short_min_score=config.short_min_score,
         tile_min_score=config.tile_min_score,
@@ -100,11 +106,12 @@ class BlurOptions:
     output: Output = "image"
     method: str = "gaussian"
     show_box: bool = False
+    accurate: bool = False  # detect at privacy.accurate_max_side (slower, finds smaller faces)
 
     def cache_key(self, digest: str) -> tuple[str, ...]:
         if self.output == "json":
-            return (digest, "json")
-        return (digest, "image", self.method, str(self.show_box))
+            return (digest, "json", str(self.accurate))
+        return (digest, "image", self.method, str(self.show_box), str(self.accurate))
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,7 @@ class PrivacyService:
     def __init__(self, config: PrivacyConfig, pool: InferencePool, workers: int) -> None:
         self.config = config
         self.settings = detect_settings(config)
+        self.accurate_settings = detect_settings(config, accurate=True)
         self.limits = image_limits(config)
         self.cache = ResultCache(config.cache_entries, config.cache_max_bytes)
         self._pool = pool
@@ -241,26 +249,28 @@ class PrivacyService:
         return Answer(result, elapsed, cached)
 
     async def _compute(self, data: bytes | bytearray, options: BlurOptions) -> PrivacyResult:
-        settings = self.settings
+        settings = self.accurate_settings if options.accurate else self.settings
         if not self._spread_worth_it():
-            return await self._pool.run(lambda engine: self._whole_job(engine, data, options))
-        prepared = await self._pool.run(lambda engine: self._prepare(data))
-        results = await self._run_spread(prepared, prepared.passes)
+            return await self._pool.run(lambda engine: self._whole_job(engine, data, options, settings))
+        prepared = await self._pool.run(lambda engine: self._prepare(data, settings))
+        results = await self._run_spread(prepared, prepared.passes, settings)
         candidates = merge_faces(results, settings)
         height, width = prepared.small.shape[:2]
-        checks = await self._run_spread(prepared, verify_passes(candidates, width, height))
+        check_plan = verify_passes(candidates, width, height, verifier(settings))
+        checks = await self._run_spread(prepared, check_plan, settings)
         return await self._pool.run(lambda engine: self._finish(prepared, candidates, checks, options))
 
     def _spread_worth_it(self) -> bool:
         stats = self._pool.stats()
         return self.config.parallel and self._workers > 1 and stats["pending"] < self._workers - 1
 
-    async def _run_spread(self, prepared: _Prepared, passes: list[DetectPass]) -> list[PassResult]:
+    async def _run_spread(
+        self, prepared: _Prepared, passes: list[DetectPass], settings: PrivacyDetectSettings
+    ) -> list[PassResult]:
         if not passes:
             return []
         idle = self._workers - self._pool.stats()["pending"]
         parts = split_passes(passes, max(1, idle)) if len(passes) >= MIN_PASSES_TO_SPLIT else [passes]
-        settings = self.settings
 
         def job(part: list[DetectPass]):
             return lambda engine: run_passes(engine, prepared.small, part, settings)
@@ -270,15 +280,17 @@ class PrivacyService:
 
     # --- worker-thread jobs -------------------------------------------------------------------------
 
-    def _prepare(self, data: bytes | bytearray) -> _Prepared:
+    def _prepare(self, data: bytes | bytearray, settings: PrivacyDetectSettings) -> _Prepared:
         decoded = decode_image(bytes(data), self.limits)
-        small, scale = detection_image(decoded.rgb, self.settings.max_side)
+        small, scale = detection_image(decoded.rgb, settings.max_side)
         height, width = small.shape[:2]
-        return _Prepared(decoded.rgb, small, scale, plan_passes(width, height, self.settings))
+        return _Prepared(decoded.rgb, small, scale, plan_passes(width, height, settings))
 
-    def _whole_job(self, engine, data: bytes | bytearray, options: BlurOptions) -> PrivacyResult:
+    def _whole_job(
+        self, engine, data: bytes | bytearray, options: BlurOptions, settings: PrivacyDetectSettings
+    ) -> PrivacyResult:
         rgb = decode_image(bytes(data), self.limits).rgb
-        faces = detect_for_privacy(engine, rgb, self.settings)
+        faces = detect_for_privacy(engine, rgb, settings)
         return render(rgb, faces, options, self.config.jpeg_quality)
 
     def _finish(

@@ -132,7 +132,13 @@ class StreamService:
         self.hub = FrameHub(loop)
 
         def detector_factory():  # runs in the pipeline's detector thread: models load there
-            return privacy_detector(engine_factory(), config, config.stream.tiles_per_frame)
+            return privacy_detector(
+                engine_factory(),
+                config,
+                config.stream.tiles_per_frame,
+                config.stream.detector,
+                config.stream.max_side,
+            )
 
         self.pipeline = StreamPipeline(
             CaptureLoop(self._source),

@@ -261,7 +261,7 @@ class TaskService:
         output = record.options.get("output", self.config.tasks.output)
         target = self.results / f"{task_id}.{output}"
         try:
-            detect = privacy_detector(self._engine(), self.config)
+            detect = privacy_detector(self._engine(), self.config, detector=self.config.tasks.detector)
             result = blur_video(
                 self.directory / str(record.upload),
                 target,

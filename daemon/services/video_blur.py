@@ -73,15 +73,21 @@ class VideoBlurResult:
 
 
 def privacy_detector(
-    engine: VisionEngine, config: Config, tiles_per_call: int | None = None
+    engine: VisionEngine,
+    config: Config,
+    tiles_per_call: int | None = None,
+    detector: str | None = None,
+    max_side: int | None = None,
 ) -> Callable[[np.ndarray], list[Face]]:
     """The one detection function of the stream and of video files: the blur API's high-recall
-    detector (full-range model, tiles for small faces, config section ``privacy``).
+    detector (config section ``privacy``) with the backend ``detector`` (stream.detector or
+    tasks.detector; None: privacy.detector), detecting at privacy.accurate_max_side or ``max_side``
+    (stream.max_side).
 
     ``tiles_per_call`` None runs every pass of the plan on every frame (files: thorough, not real
     time); a number spreads the tiles over successive calls (the stream, see RotatingDetector).
     """
-    settings = detect_settings(config.privacy)
+    settings = detect_settings(config.privacy, detector, accurate=True, max_side=max_side)
     if tiles_per_call is not None:
         return RotatingDetector(engine, settings, tiles_per_call)
 

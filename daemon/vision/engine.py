@@ -1,4 +1,5 @@
-"""One worker's set of models: both detectors and the embedder, each with its own interpreter.
+"""One worker's set of models: every registered detector backend and the embedder, each with its own
+runtime (daemon/vision/detectors/registry.py lists the detectors).
 
 An engine is used by one thread at a time (the worker pool guarantees it). The model files are checked
 once, by ModelPaths.resolve, before any engine is built.
@@ -6,22 +7,25 @@ once, by ModelPaths.resolve, before any engine is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from daemon.errors import ModelError
 from daemon.vision.align import align_face, refine_roi
 from daemon.vision.boxes import box_iou
-from daemon.vision.detect import Detector
+from daemon.vision.detectors.base import FaceDetector
+from daemon.vision.detectors.registry import ALIASES, DETECTOR_BACKENDS, backend
 from daemon.vision.embed import Embedder
 from daemon.vision.models import resolve_model
 from daemon.vision.quality import FaceQuality, assess
 from daemon.vision.runtime import load_interpreter
 from daemon.vision.types import Face
 
-DetectorKind = Literal["short", "full"]
+# A backend name of daemon/vision/detectors/registry.py, or one of its aliases ("short", "full").
+DetectorKind = str
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class ModelPaths:
     detector_full: Path
     embedding: Path
     embedding_variant: str
+    detectors: dict[str, Path] = field(default_factory=dict)  # backend name -> model file
 
     @classmethod
     def resolve(cls, models_dir: Path, embedding_variant: str = "int8") -> ModelPaths:
@@ -39,6 +44,9 @@ class ModelPaths:
             detector_full=resolve_model(models_dir, "detector_full"),
             embedding=resolve_model(models_dir, f"embedding_{embedding_variant}"),
             embedding_variant=embedding_variant,
+            detectors={
+                name: resolve_model(models_dir, b.model_key) for name, b in DETECTOR_BACKENDS.items()
+            },
         )
 
 
@@ -53,14 +61,25 @@ class VisionEngine:
         min_scores: dict[str, float] | None = None,
         with_embedder: bool = True,
         flip_average: bool = False,
+        recognition_detectors: Sequence[str] = ("short", "full"),
     ) -> None:
-        self.detectors: dict[str, Detector] = {
-            "short": Detector(load_interpreter(paths.detector_short, num_threads), "short"),
-            "full": Detector(load_interpreter(paths.detector_full, num_threads), "full"),
+        files = paths.detectors or {
+            "blazeface_short": paths.detector_short,
+            "blazeface_full": paths.detector_full,
         }
-        # Per-kind default thresholds (config detection.*_min_score); the detector's own otherwise.
-        self.min_scores = {kind: d.default_min_score for kind, d in self.detectors.items()}
-        self.min_scores.update(min_scores or {})
+        self.detectors: dict[str, FaceDetector] = {
+            name: backend(name).build(path, num_threads) for name, path in files.items()
+        }
+        for alias, name in ALIASES.items():
+            self.detectors[alias] = self.detectors[name]
+        # Per-backend default thresholds (config detection.*_min_score); the detector's own otherwise.
+        self.min_scores = {name: d.default_min_score for name, d in self.detectors.items()}
+        for name, score in (min_scores or {}).items():
+            self.min_scores[name] = score
+            self.min_scores[ALIASES.get(name, name)] = score
+        self.recognition_detectors = tuple(recognition_detectors)
+        for name in self.recognition_detectors:
+            backend(name)
         self._embedder = (
             Embedder(load_interpreter(paths.embedding, num_threads), paths.embedding_variant, flip_average)
             if with_embedder
@@ -80,6 +99,9 @@ class VisionEngine:
         min_score: float | None = None,
         roi: tuple[int, int, int, int] | None = None,
     ) -> list[Face]:
+        if model not in self.detectors:
+            backend(model)  # ConfigError naming the known backends
+            raise ModelError(f"detector {model!r} is not loaded in this engine")
         threshold = self.min_scores[model] if min_score is None else min_score
         return self.detectors[model].detect(image, min_score=threshold, roi=roi)
 
@@ -96,9 +118,14 @@ class VisionEngine:
         return best if overlap >= 0.4 else face
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
-        """Faces for recognition: the short-range model, then the full-range one if it finds none."""
-        faces = self.detect(image, "short")
-        return faces if faces else self.detect(image, "full")
+        """Faces for recognition: each of recognition_detectors in turn (config detection.detectors;
+        by default BlazeFace short range, then full range) until one finds a face."""
+        faces: list[Face] = []
+        for name in self.recognition_detectors:
+            faces = self.detect(image, name)
+            if faces:
+                break
+        return faces
 
     def analyze(self, image: np.ndarray, face: Face, refine: bool = True) -> FaceAnalysis:
         """Refine, align, embed and assess one detected face."""

@@ -1,11 +1,9 @@
 """High-recall face detection for blurring: whole frame plus overlapping tiles, merged.
 
-Why tiles: the full-range model sees a 192-px input, and it finds a face reliably only when the face is
-at least ~14–16 px there (measured on the test faces: 16 px 100 %, 12 px ~65 %, 8 px ~15 %). A 32-px
-face in a 1920-px frame shrinks to ~3 px in a whole-frame pass and is lost. Running the model on
-overlapping tiles of ``tile_size`` pixels keeps faces of about tile_size / 12 px and up detectable. The
-full-range model's input cannot be resized under XNNPACK (its reshape refuses other sizes), so tiling is
-the way to a higher effective resolution.
+Why tiles (BlazeFace): the full-range model sees a 192-px input and finds a face reliably from ~14–16 px
+there (test faces: 16 px 100 %, 12 px ~65 %), so a 32-px face in a 1920-px frame (~3 px in a whole-frame
+pass) is lost; tiles of ``tile_size`` px keep faces from ~tile_size / 12 px detectable (its input cannot
+be resized under XNNPACK).
 
 Passes (plan_passes): the whole frame (faces large enough to be cut by tile edges), then a grid of
 tiles; "pyramid" adds the levels in between (tiles of 2×, 4× … the finest size) for mid-size faces that
@@ -27,10 +25,11 @@ not: 15 false faces at 0.35 without checks). So a face found only by tiles and
 scoring below ``sure_score`` is checked: the full-range model runs once more on a crop of 4× the face's
 size (the face ~48 px in the model input), and the face stays if that run finds it at
 ``verify_score`` or more. On the generated test scenes every true face checked scored ≥ 0.72, while
-95 % of the textures scored ≤ 0.53. Whole-frame faces are not checked: recall first.
+95 % of the textures scored ≤ 0.53. BlazeFace's whole-frame faces are not checked: recall first.
 
-The plan is data (DetectPass, with a relative cost), so a caller can spread one image's passes over
-several engines (the blur API) or over successive frames (a stream), then merge.
+``detector`` names a backend (detectors/registry.py): tiles are for a fixed-input model (BlazeFace); a
+free-size one (YuNet) runs once on the whole detection image, its faces below sure_score checked. The
+plan is data (DetectPass, with a cost): callers spread passes over engines or frames, then merge.
 """
 
 from __future__ import annotations
@@ -44,9 +43,10 @@ import numpy as np
 
 from daemon.vision.boxes import containment_matrix, iou_matrix
 from daemon.vision.detect import DETECTOR_KINDS, resize_to_fit
+from daemon.vision.detectors.registry import backend
 from daemon.vision.types import Face
 
-ModelKind = Literal["short", "full"]
+ModelKind = str  # a backend name of daemon/vision/detectors/registry.py (or "short" / "full")
 Roi = tuple[int, int, int, int]
 
 # IoU above which two detections are the same face (MediaPipe's own NMS uses 0.3 for faces).
@@ -60,8 +60,6 @@ AVERAGE_IOU = 0.5
 EDGE_OVERLAP = 0.1
 # The check of a tile-only face runs the model on a square this many times the face's side.
 VERIFY_ZOOM = 4.0
-# Relative cost of one run (measured: full-range ~5.2 ms, short-range ~1.7 ms on one x86 core).
-PASS_COST = {"full": 3, "short": 1}
 
 
 class Detects(Protocol):
@@ -74,26 +72,29 @@ class Detects(Protocol):
 
 @dataclass(frozen=True)
 class PrivacyDetectSettings:
-    """How hard to look for faces to blur (config section ``privacy``)."""
+    """How hard to look for faces to blur: config section ``privacy`` (daemon/config.py holds the
+    defaults and their meaning; services/privacy.detect_settings builds this from it)."""
 
+    detector: str  # the backend's name
     min_score: float
-    models: Literal["full", "both"] = "full"
-    tiling: Literal["none", "grid", "pyramid"] = "pyramid"
-    tile_size: int = 384  # finest tile side (detection-image px): faces ≥ ~tile_size/12 px found reliably
-    overlap: float = 0.25  # share of a tile shared with its neighbour (faces up to this size never cut)
-    max_side: int = 1920  # images are shrunk to this longest side for detection
-    max_fine_tiles: int = 24  # small images: tile finer than tile_size while the grid has ≤ this many
-    short_min_score: float = 0.6  # threshold of the short-range model when models == "both"
-    tile_min_score: float | None = None  # threshold on tiles (None: min_score); tile faces are checked
-    verify: bool = True  # check faces found only by tiles (see the module docstring)
-    sure_score: float = 0.8  # a tile face scoring this much needs no check
-    verify_score: float = 0.6  # score the check must reach
+    models: Literal["full", "both"]  # "both": the short-range model on the whole frame too
+    tiling: Literal["none", "grid", "pyramid"]
+    tile_size: int  # finest tile side (detection-image px): faces ≥ ~tile_size/12 px found reliably
+    overlap: float  # share of a tile shared with its neighbour (faces up to this size never cut)
+    max_side: int  # images are shrunk to this longest side for detection
+    max_fine_tiles: int  # small images: tile finer than tile_size while the grid has ≤ this many
+    short_min_score: float  # threshold of the short-range model when models == "both"
+    tile_min_score: float | None  # threshold on tiles (None: min_score); tile faces are checked
+    verify: bool  # check faces found only by tiles (see the module docstring)
+    sure_score: float  # a tile face scoring this much needs no check
+    verify_score: float  # score the check must reach
 
     @property
     def tile_score(self) -> float:
         return self.min_score if self.tile_min_score is None else self.tile_min_score
 
     def __post_init__(self) -> None:
+        backend(self.detector)  # ConfigError for an unknown name
         full_input = DETECTOR_KINDS["full"].input_size
         scores = (self.min_score, self.short_min_score, self.sure_score, self.verify_score, self.tile_score)
         if not all(0.0 <= v <= 1.0 for v in scores):
@@ -125,7 +126,7 @@ class DetectPass:
 
     @property
     def cost(self) -> int:
-        return PASS_COST[self.model]
+        return backend(self.model).cost
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def tile_starts(length: int, tile: int, overlap_px: int) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
-def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[DetectPass]:
+def tile_grid(width: int, height: int, tile: int, overlap: float, model: str = "full") -> list[DetectPass]:
     """Overlapping square tiles of side ``tile`` covering a width×height image (clipped at its edges)."""
     overlap_px = round(tile * overlap)
     xs = tile_starts(width, tile, overlap_px)
@@ -173,7 +174,7 @@ def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[Detect
         for x in xs:
             x2, y2 = min(width, x + tile), min(height, y + tile)
             inner = (x > 0, y > 0, x2 < width, y2 < height)
-            passes.append(DetectPass("full", (x, y, x2, y2), inner, overlap_px))
+            passes.append(DetectPass(model, (x, y, x2, y2), inner, overlap_px))
     return passes
 
 
@@ -192,7 +193,7 @@ def finest_tile(width: int, height: int, settings: PrivacyDetectSettings) -> int
 
 def tile_levels(width: int, height: int, settings: PrivacyDetectSettings) -> list[int]:
     """Tile sides to run, finest first (empty when the whole frame is already fine enough)."""
-    if settings.tiling == "none":
+    if settings.tiling == "none" or not backend(settings.detector).tiled:
         return []
     longest = max(width, height)
     finest = finest_tile(width, height, settings)
@@ -209,11 +210,11 @@ def tile_levels(width: int, height: int, settings: PrivacyDetectSettings) -> lis
 
 def plan_passes(width: int, height: int, settings: PrivacyDetectSettings) -> list[DetectPass]:
     """Every model run for a width×height detection image: whole frame first, then the tiles."""
-    passes = [DetectPass("full", None)]
+    passes = [DetectPass(settings.detector, None)]
     if settings.models == "both":
         passes.append(DetectPass("short", None))
     for tile in reversed(tile_levels(width, height, settings)):  # coarse to fine
-        passes.extend(tile_grid(width, height, tile, settings.overlap))
+        passes.extend(tile_grid(width, height, tile, settings.overlap, settings.detector))
     return passes
 
 
@@ -311,15 +312,19 @@ def merge_faces(results: Iterable[PassResult], settings: PrivacyDetectSettings) 
         if not faces or not _overlaps_any(face, faces, EDGE_OVERLAP):
             kept.append((face, False))
             faces.append(face)
+    # A free-size detector's whole-frame pass sees small faces as they are, like a tile does.
+    trusted_whole = backend(settings.detector).tiled
     candidates = [
-        Candidate(face, whole or not settings.verify or face.score >= settings.sure_score)
+        Candidate(face, (whole and trusted_whole) or not settings.verify or face.score >= settings.sure_score)
         for face, whole in kept
     ]
     return sorted(candidates, key=lambda c: -c.face.score)
 
 
-def verify_passes(candidates: Iterable[Candidate], width: int, height: int) -> list[DetectPass]:
-    """One zoomed full-range run per candidate that needs a check (width×height: the image)."""
+def verify_passes(
+    candidates: Iterable[Candidate], width: int, height: int, model: str = "full"
+) -> list[DetectPass]:
+    """One zoomed run per candidate that needs a check (width×height: the image)."""
     passes = []
     for c in candidates:
         if c.confirmed:
@@ -329,7 +334,7 @@ def verify_passes(candidates: Iterable[Candidate], width: int, height: int) -> l
         cx = min(max((x1 + x2) / 2, 0.0), width - 1.0)  # a box may reach past the border
         cy = min(max((y1 + y2) / 2, 0.0), height - 1.0)
         roi = (math.floor(cx - half), math.floor(cy - half), math.ceil(cx + half), math.ceil(cy + half))
-        passes.append(DetectPass("full", roi, target=c.face.box))
+        passes.append(DetectPass(model, roi, target=c.face.box))
     return passes
 
 
@@ -352,6 +357,11 @@ def confirm(candidates: Iterable[Candidate], checks: Iterable[PassResult]) -> li
         elif (check := found.get(c.face.box)) is not None:
             faces.append(Face(box=check.box, score=max(check.score, c.face.score), keypoints=check.keypoints))
     return [f for f, _ in _merge(faces, [False] * len(faces))]
+
+
+def verifier(settings: PrivacyDetectSettings) -> str:
+    """The backend that checks doubtful faces: the detector itself, zoomed in."""
+    return settings.detector
 
 
 def scale_faces(faces: Iterable[Face], scale: float) -> list[Face]:
@@ -384,5 +394,5 @@ def detect_for_privacy(
     if select is not None:
         passes = select(passes)
     candidates = merge_faces(run_passes(engine, small, passes, settings), settings)
-    checks = run_passes(engine, small, verify_passes(candidates, width, height), settings)
+    checks = run_passes(engine, small, verify_passes(candidates, width, height, verifier(settings)), settings)
     return scale_faces(confirm(candidates, checks), scale)

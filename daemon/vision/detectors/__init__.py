@@ -1,0 +1,1 @@
+"""Face-detector backends behind one interface (base.FaceDetector), chosen by name (registry)."""
