@@ -83,7 +83,7 @@ def build_app(
     setup_ops_api(app)  # after the device API: uses its library; its disk-floor middleware goes last
     setup_config_api(app)
     if config.ui.enabled:
-        setup_ui(app, tokens.principal_for)
+        setup_ui(app, tokens)
     setup_door_api(app, engine_factory)
     return app
 

@@ -337,3 +337,42 @@ def test_a_door_event_appears_live_on_the_events_page(browser, tmp_path, shots):
         assert [e for e in console_errors(browser) if "stream.mjpg" not in e] == []
     finally:
         proc.stop()
+
+
+READ_TOKEN = "ui-read-token-abcdef0123456789"
+
+
+def test_a_read_only_token_sees_no_delete_and_a_forged_delete_is_refused(browser, daemon, tmp_path_factory):
+    # The daemon loads its tokens at start: a read-only token needs its own daemon.
+    tmp = tmp_path_factory.mktemp("ui-read")
+    (tmp / "state").mkdir(mode=0o700)
+    store = TokenStore(tmp / "state" / "tokens.json")
+    store.add("admin", [ADMIN], token=ADMIN_TOKEN)
+    store.add("viewer", ["read"], token=READ_TOKEN)
+    proc = Daemon(tmp, {}, [])
+    try:
+        port = int(proc.wait_for(r"listening on http://127\.0\.0\.1:(\d+)").group(1))
+        base = f"http://127.0.0.1:{port}"
+        proc.wait_for(r"ready: models loaded")
+        token = api(base, "POST", "/api/faces", {"image": data_url(FACES / "obama.jpg"), "name": "o"})[
+            "data"
+        ]["faceToken"]
+        sign_in(browser, base, READ_TOKEN)
+        open_page(browser, "library", "faces")
+        wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces tbody tr")) == 1)
+        assert browser.find_elements(By.CSS_SELECTOR, "button.delete, button.edit, #enrol-form") == []
+        # The page hides the button; the server refuses it anyway, even with the session CSRF token.
+        status = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/ui/session').then(r => r.json()).then(s => fetch('/api/faces/' + arguments[0],"
+            " {method: 'DELETE', headers: {'X-CSRF-Token': s.csrf}})).then(r => done(r.status));",
+            token,
+        )
+        assert status == 403
+        assert api(base, "GET", "/api/faces")["data"]["totalFaces"] == 1
+        open_page(browser, "settings", "config")
+        assert "admin token" in browser.find_element(By.ID, "config").text
+        # The forged request's 403 is the only error the browser saw.
+        assert [e for e in console_errors(browser) if "(Forbidden)" not in e or token not in e] == []
+    finally:
+        proc.stop()

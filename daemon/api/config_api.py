@@ -3,6 +3,8 @@
 - GET /api/config: the effective configuration (file + environment + defaults), secrets masked. A
   value is masked when its key names a secret (token, secret, password, key); paths to secret files
   are not secrets and are shown.
+- GET /api/admin/tokens: the tokens of the store (name, scopes, created; never a token or its hash).
+  Changes are made with `facegate token add|revoke` and take effect at the next start.
 - GET /api/admin/doctor: the checks of ``facegate doctor`` (daemon/services/doctor.py) without the
   camera capture (the running daemon owns the camera), run in the worker pool, kept for a minute.
 """
@@ -18,6 +20,7 @@ from aiohttp import web
 
 from daemon.appkeys import CONFIG, POOL
 from daemon.services.doctor import run_checks
+from daemon.services.tokens import TokenStore
 
 MASK = "***"
 _SECRET_KEY = re.compile(r"(^|_)(token|secret|password|passphrase|key)$")
@@ -38,7 +41,6 @@ async def get_config(request: web.Request) -> web.Response:
 
 
 DOCTOR_CACHE_SECONDS = 60.0
-ADMIN_ROUTES = frozenset({"/api/config", "/api/admin/doctor"})  # -> admin scope
 
 
 def setup_config_api(app: web.Application) -> None:
@@ -52,5 +54,18 @@ def setup_config_api(app: web.Application) -> None:
             cache.update(at=now, checks=[c.as_dict() for c in checks])
         return web.json_response({"checks": cache["checks"], "ageSeconds": round(now - cache["at"], 1)})
 
+    async def get_tokens(request: web.Request) -> web.Response:
+        store = TokenStore(request.app[CONFIG].token_store_path)
+        entries = await request.app[POOL].run(lambda _engine: store.load().entries if store.exists() else ())
+        return web.json_response(
+            {
+                "tokens": [
+                    {"name": e.name, "scopes": sorted(e.scopes), "created": e.created, "weak": e.weak}
+                    for e in entries
+                ]
+            }
+        )
+
     app.router.add_get("/api/config", get_config)
     app.router.add_get("/api/admin/doctor", get_doctor)
+    app.router.add_get("/api/admin/tokens", get_tokens)

@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 from daemon.api.families import error_response
 from daemon.api.middleware import Handler
 from daemon.appkeys import CONFIG, PRINCIPAL
+from daemon.services.tokens import TokenRegistry
 from daemon.services.ui_sessions import Session, SessionStore
 
 COOKIE = "facegate_session"
@@ -122,10 +123,10 @@ def make_session_middleware(store: SessionStore):
     return session_middleware
 
 
-def setup_ui(app: web.Application, principal_for) -> None:
-    """Routes of /ui/ and the session middleware (inserted before the auth middleware).
-
-    principal_for(token) -> principal name or None: the same check the auth middleware makes."""
+def setup_ui(app: web.Application, tokens: TokenRegistry) -> None:
+    """Routes of /ui/ and the session middleware (inserted before the auth middleware). Sign-in checks
+    the token against the same registry the auth middleware uses; the page learns the token's scopes
+    (to hide what it may not do: the server refuses it anyway)."""
     config = app[CONFIG].ui
     store = SessionStore(config.session_hours * 3600, config.max_sessions)
     app[UI_SESSIONS] = store
@@ -168,7 +169,8 @@ def setup_ui(app: web.Application, principal_for) -> None:
         form = await request.post()
         token = form.get("token")
         token = token.strip() if isinstance(token, str) else ""
-        principal = principal_for(token) if token else None
+        entry = tokens.lookup(token) if token else None
+        principal = entry.name if entry is not None else None
         if principal is None:
             limiter.failed(client, now)
             return login_page("That token is not valid on this device.", 403)
@@ -201,15 +203,18 @@ def setup_ui(app: web.Application, principal_for) -> None:
         if session is None:
             return security_headers(web.json_response({"signedIn": False}, status=401))
         routes = {getattr(r, "canonical", "") for r in request.app.router.resources()}
+        entry = tokens.lookup(session.token)
         body = {
             "signedIn": True,
             "principal": session.principal,
+            "scopes": sorted(entry.granted) if entry is not None else [],
             "csrf": session.csrf,
             "expiresIn": round(store.seconds_left(session)),
             # What this device serves, so the pages ask only for what exists.
             "features": {
                 "camera": bool(request.app[CONFIG].camera.source),
                 "events": "/api/events" in routes,
+                "audit": "/api/admin/audit" in routes,
             },
         }
         return security_headers(web.json_response(body))
