@@ -31,7 +31,7 @@ def masked(value: Any, key: str = "") -> Any:
         return {k: masked(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [masked(v, key) for v in value]
-    if _SECRET_KEY.search(key) and value not in ("", None):
+    if _SECRET_KEY.search(key) and isinstance(value, str) and value:
         return MASK
     return value
 
