@@ -14,6 +14,7 @@ import signal
 import cv2
 from aiohttp import web
 
+from daemon.api.multipart import quiet_client_warnings
 from daemon.app import build_app
 from daemon.appkeys import STATUS
 from daemon.config import Config
@@ -31,6 +32,7 @@ async def serve(config: Config, notifier: SystemdNotifier) -> int:
     # Parallelism comes from the worker pool; OpenCV's own thread pool per call would oversubscribe the
     # cores (a 4-core Pi with 2 workers would run 8 OpenCV threads).
     cv2.setNumThreads(1)
+    quiet_client_warnings()
     config.state_path.mkdir(parents=True, exist_ok=True)
     ssl_context = listener_tls(config)  # before anything listens: a refused config exits 2
     tokens = load_for_serving(

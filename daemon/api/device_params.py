@@ -84,6 +84,15 @@ def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+def _storable(key: str, value: str) -> str:
+    """A string SQLite can store: JSON may carry a lone surrogate (``"\\ud800"``), which has no UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParameter(f"{key} holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)") from None
+    return value
+
+
 class Body:
     """Typed access to the fields of a JSON object, each check naming the field."""
 
@@ -110,7 +119,7 @@ class Body:
         size = utf8_len(value)
         if size > max_bytes:
             raise InvalidParameter(f"{key} is {size} bytes, the limit is {max_bytes} bytes (UTF-8)")
-        return value
+        return _storable(key, value)
 
     def integer(self, key: str, low: int, high: int, *, required: bool = False) -> int | None:
         """A JSON integer in [low, high] (true/false and 80.0 are not integers)."""
@@ -143,6 +152,7 @@ class Body:
         for item in value:
             if not isinstance(item, str):
                 raise InvalidParameter(f"{key} must hold only strings, found {_json_type(item)}")
+            _storable(key, item)
         return value
 
     def image(self, key: str) -> str:

@@ -5,8 +5,8 @@
 - privacy API (PRIVACY_API.md) and everything else: ``{"error": <str>}``
 
 A handler is tagged with ``@speaks(DEVICE)`` (etc.); middlewares that answer on a handler's behalf
-(auth, overload, the last-resort 500) look the tag up so every error a client sees is in the format its
-API promises.
+(auth, domain errors through daemon/api/errors.py, the last-resort 500) look the tag up so every error a
+client sees is in the format its API promises.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ _STATUS_TO_DEVICE_CODE = {
 }
 
 
+def device_code(http_status: int) -> tuple[int, str]:
+    """The device code and name for a generic condition of this HTTP status."""
+    return _STATUS_TO_DEVICE_CODE.get(http_status, (CODE_INTERNAL, "INTERNAL_ERROR"))
+
+
 def speaks(family: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Tag a handler with the error format of its API family."""
 
@@ -75,7 +80,7 @@ def error_response(
     """An error in the format of the request's API family (for generic conditions: auth, 503, 500)."""
     family = family_of(request)
     if family == DEVICE:
-        code, name = _STATUS_TO_DEVICE_CODE.get(http_status, (CODE_INTERNAL, "INTERNAL_ERROR"))
+        code, name = device_code(http_status)
         return device_response(http_status, code, f"{name}:{message}", headers)
     if family == FEATURE:
         return web.json_response({"success": False, "message": message}, status=http_status, headers=headers)

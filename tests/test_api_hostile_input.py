@@ -1,0 +1,181 @@
+"""Bad input is a 4xx in the route family's format, never a 500; client text never forges a log line.
+
+Every case was a 500 (or a forged audit line) before: a non-UTF-8 Authorization header, malformed
+multipart part headers, a lone surrogate in a JSON string that reaches SQLite, a 5000-digit integer or
+deep nesting in feature-API JSON, a ``%0A`` in the path or in an upload's file name. All run against
+a real server on 127.0.0.1 with real SQLite; raw bytes go through a socket where aiohttp's client
+would refuse to send them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from conftest import AUTH, FACE_IMAGES, TEST_TOKEN
+
+BOUNDARY = "hostileboundary"
+
+
+@pytest.fixture
+async def client(make_client, config):
+    return await make_client(config)
+
+
+async def raw_request(client, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send bytes as they are; (status, body) of the answer."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(head + b"\r\n" + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def http_head(path: str, *headers: bytes, length: int | None = None, method: str = "GET") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close", *headers]
+    if length is not None:
+        lines.append(f"Content-Length: {length}".encode())
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+@pytest.mark.parametrize("credential", [b"Bearer \xff\xfe\xfd", b"\xc3\x28 abc", b"Bearer t\x80ken"])
+async def test_a_non_utf8_authorization_header_is_401_in_the_family_format(client, credential) -> None:
+    status, body = await raw_request(client, http_head("/api/faceGroups", b"Authorization: " + credential))
+    assert status == 401
+    assert json.loads(body)["code"] == 104901  # the device envelope
+    status, body = await raw_request(
+        client, http_head("/api/compare_features", b"Authorization: " + credential, method="POST", length=0)
+    )
+    assert status == 401 and json.loads(body)["success"] is False
+
+
+def multipart_with_part_header(header: bytes) -> bytes:
+    return f"--{BOUNDARY}\r\n".encode() + header + b"\r\n\r\nxyz\r\n" + f"--{BOUNDARY}--\r\n".encode()
+
+
+MALFORMED_PART_HEADERS = [
+    b'Content-Disposition: form-data; name="image"\r\nno colon in this header line',
+    b'Content-Disposition: form-data; name="image"\r\n' + b"X-Long: " + b"a" * 70_000,
+    b'Content-Disposition: form-data; name="image"\r\n' + b"\x00bad: header",
+    b'Content-Disposition: form-data; name="image"\r\n: empty name',
+]
+
+
+@pytest.mark.parametrize("header", MALFORMED_PART_HEADERS)
+@pytest.mark.parametrize(
+    "path, family",
+    [
+        ("/api/extract_feature", "feature"),
+        ("/api/v1/blur-faces", "plain"),
+        ("/api/v1/tasks/blur-video", "plain"),
+    ],
+)
+async def test_malformed_multipart_part_headers_are_400(client, header, path, family) -> None:
+    body = multipart_with_part_header(header)
+    head = http_head(
+        path,
+        f"Authorization: Bearer {TEST_TOKEN}".encode(),
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}".encode(),
+        method="POST",
+        length=len(body),
+    )
+    status, answer = await raw_request(client, head, body)
+    assert status == 400, answer
+    parsed = json.loads(answer)
+    assert parsed["success"] is False if family == "feature" else "error" in parsed
+
+
+@pytest.mark.parametrize("where", ["groupId", "groupName"])
+async def test_a_lone_surrogate_in_a_device_string_is_invalid_parameter(client, where) -> None:
+    fields = {"groupId": "g1", "groupName": "group one", "groupScore": 80}
+    fields[where] = "a\ud800b"
+    raw = json.dumps(fields)  # ensure_ascii: the surrogate travels as the escape \ud800
+    assert "\\ud800" in raw
+    r = await client.post("/api/faceGroups", data=raw, headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status == 400
+    body = await r.json()
+    assert body["code"] == 104900 and where in body["msg"]
+    r = await client.post(
+        "/api/faceGroups/binding/x",
+        data=json.dumps({"faceGroupList": ["\udc80"]}),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert r.status == 400 and (await r.json())["code"] == 104900
+    # a valid pair (an emoji escaped as two surrogates) is still a fine name
+    good = json.dumps({"groupId": "g2", "groupName": "smile \U0001f600", "groupScore": 80})
+    r = await client.post("/api/faceGroups", data=good, headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status == 200 and (await r.json())["code"] == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"feature1": [' + b"9" * 5000 + b"], " + b'"feature2": [1]}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"feature1": ' + b'{"a":' * 40_000 + b"1" + b"}" * 40_000 + b"}",
+        b'{"feature1": "\xff\xfe"}',
+    ],
+    ids=["5000-digits", "deep-array", "deep-object", "not-utf8"],
+)
+async def test_hostile_feature_json_is_400(client, raw) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    r = await client.post("/api/compare_features", data=raw, headers=headers)
+    assert r.status == 400
+    body = await r.json()
+    assert body["success"] is False and "not valid JSON" in body["message"]
+
+
+async def test_hostile_feature_field_in_a_form_is_400(client) -> None:
+    form = {"image": FACE_IMAGES[0].read_bytes(), "feature": "[" + "9" * 5000 + "]"}
+    r = await client.post("/api/compare_image_feature", data=form, headers=AUTH)
+    assert r.status == 400 and (await r.json())["success"] is False
+
+
+async def test_a_newline_in_the_path_cannot_forge_an_audit_line(client, caplog) -> None:
+    forged = "x%0A1.2.3.4 GET /api/faces 200 0.1ms principal=admin%0D%0A"
+    with caplog.at_level(logging.INFO, logger="facegate.audit"):
+        r = await client.get(f"/api/faceGroups/{forged}", headers=AUTH)
+        assert r.status < 500
+        r = await client.get(f"/nowhere/{forged}")
+        assert r.status == 401
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "facegate.audit"]
+    assert len(lines) == 2
+    for line in lines:
+        assert "\n" not in line and "\r" not in line and "%0A" in line
+
+
+async def test_upload_file_names_are_never_logged_nor_stored_raw(client, caplog, tmp_path) -> None:
+    from clip_maker import make_clip
+
+    from daemon.services.tasks import TASKS
+
+    clip = make_clip(tmp_path / "c.avi", size=(160, 120), frames=4)
+
+    def form(disposition: str) -> bytes:
+        return (
+            f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n"
+            "Content-Type: video/x-msvideo\r\n\r\n".encode()
+            + clip.path.read_bytes()
+            + f"\r\n--{BOUNDARY}--\r\n".encode()
+        )
+
+    headers = {**AUTH, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    # RFC 5987 filename*: aiohttp decodes %0A into a newline; %ED%A0%80 (a surrogate) does not decode
+    newline = "form-data; name=\"video\"; filename*=UTF-8''evil%0A2026-01-01%20INFO%20forged%1B%5B2J.avi"
+    undecodable = "form-data; name=\"video\"; filename*=UTF-8''evil%ED%A0%80forged.avi"
+    with caplog.at_level(logging.DEBUG):
+        r = await client.post("/api/v1/tasks/blur-video", data=form(undecodable), headers=headers)
+        assert r.status == 400 and "Content-Disposition" in (await r.json())["error"]
+        r = await client.post("/api/v1/tasks/blur-video", data=form(newline), headers=headers)
+        assert r.status == 202, await r.text()
+    for rec in caplog.records:
+        text = rec.getMessage()
+        assert "forged" not in text and "evil" not in text
+    record = await client.app[TASKS].get((await r.json())["task_id"])
+    assert record.original_name.startswith("evil") and record.original_name.isprintable()
