@@ -14,6 +14,7 @@ import signal
 import cv2
 from aiohttp import web
 
+from daemon.api.connections import ACCEPT_BACKLOG, CappedAppRunner, open_file_budget, quiet_accept_errors
 from daemon.api.multipart import quiet_client_warnings
 from daemon.app import build_app
 from daemon.appkeys import STATUS
@@ -39,16 +40,27 @@ async def serve(config: Config, notifier: SystemdNotifier) -> int:
         config.token_store_path, config.token_path, config.auth.migrated_scopes, config.server.host
     )
     app = build_app(config, model_paths, tokens)
-    runner = web.AppRunner(app, shutdown_timeout=config.server.shutdown_timeout, access_log=None)
+    loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
+    # aiohttp's keep-alive timer runs from the connection's start and after each response until a
+    # complete request head arrives: it is the header deadline (daemon/api/connections.py).
+    runner = CappedAppRunner(
+        app,
+        max_connections=open_file_budget(config.limits.max_connections),
+        shutdown_timeout=config.server.shutdown_timeout,
+        access_log=None,
+        keepalive_timeout=config.limits.header_timeout,
+    )
     await runner.setup()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watchdog = asyncio.create_task(notifier.watchdog_loop(), name="systemd-watchdog")
     exit_code = 0
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context)
+        site = web.TCPSite(
+            runner, config.server.host, config.server.port, ssl_context=ssl_context, backlog=ACCEPT_BACKLOG
+        )
         await site.start()
         scheme = "https" if ssl_context is not None else "http"
         for address in runner.addresses:

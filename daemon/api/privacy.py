@@ -43,7 +43,9 @@ class Rejected(RequestError):
 
 def setup_privacy_api(app: web.Application) -> None:
     config = app[CONFIG]
-    app[PRIVACY] = PrivacyService(config.privacy, app[POOL], config.workers.count)
+    app[PRIVACY] = PrivacyService(
+        config.privacy, app[POOL], config.workers.count, config.limits.max_decode_bytes
+    )
     for path, handler in ROUTES.items():
         app.router.add_post(path, handler)
 
