@@ -179,3 +179,82 @@ async def test_upload_file_names_are_never_logged_nor_stored_raw(client, caplog,
         assert "forged" not in text and "evil" not in text
     record = await client.app[TASKS].get((await r.json())["task_id"])
     assert record.original_name.startswith("evil") and record.original_name.isprintable()
+
+
+async def _slow_body(data: bytes, pause: float = 0.05, piece: int = 16 * 1024):
+    for i in range(0, len(data), piece):
+        yield data[i : i + piece]
+        await asyncio.sleep(pause)
+
+
+async def test_concurrent_buffered_uploads_stay_within_the_budget(make_client, config) -> None:
+    """40 uploads at once, each held while it trickles in: beyond the budget, 503 + Retry-After."""
+    import aiohttp
+
+    from daemon.api.uploads import UPLOADS
+    from daemon.config import with_overrides
+
+    limit = 2 * 1024 * 1024
+    client = await make_client(with_overrides(config, limits={"max_buffered_upload_bytes": limit}))
+    image = FACE_IMAGES[0].read_bytes()
+    form = aiohttp.FormData()
+    form.add_field("image", image, filename="a.jpg", content_type="image/jpeg")
+    payload = form()
+    body = b"".join([chunk async for chunk in _bytes_of(payload)])
+    headers = {**AUTH, "Content-Type": payload.content_type, "Content-Length": str(len(body))}
+
+    async def one() -> tuple[int, dict, str | None]:
+        r = await client.post("/detect", data=_slow_body(body), headers=headers)
+        return r.status, await r.json(), r.headers.get("Retry-After")
+
+    answers = await asyncio.gather(*(one() for _ in range(40)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert set(statuses) == {200, 503}, statuses
+    budget = client.app[UPLOADS]
+    assert budget.peak <= limit and budget.held == 0
+    assert statuses.count(200) <= limit // len(body)
+    for status, answer, retry in answers:
+        if status == 503:
+            assert retry is not None and int(retry) >= 1 and "uploads" in answer["error"]
+
+
+async def _bytes_of(payload):
+    chunks: list[bytes] = []
+
+    class Sink:
+        async def write(self, data: bytes) -> None:
+            chunks.append(bytes(data))
+
+    await payload.write(Sink())
+    for chunk in chunks:
+        yield chunk
+
+
+@pytest.mark.parametrize(
+    "path, content_type, family",
+    [
+        ("/api/faces", "application/json", "device"),
+        ("/api/compare_features", "application/json", "feature"),
+        ("/api/v1/blur-faces", f"multipart/form-data; boundary={BOUNDARY}", "plain"),
+    ],
+)
+async def test_a_stalled_body_is_408(make_client, config, path, content_type, family) -> None:
+    from daemon.config import with_overrides
+
+    client = await make_client(with_overrides(config, limits={"body_timeout": 1}))
+    head = http_head(
+        path,
+        f"Authorization: Bearer {TEST_TOKEN}".encode(),
+        f"Content-Type: {content_type}".encode(),
+        method="POST",
+        length=100_000,
+    )
+    status, answer = await raw_request(client, head, f"--{BOUNDARY}\r\n".encode())  # then nothing
+    assert status == 408
+    parsed = json.loads(answer)
+    if family == "device":
+        assert parsed["code"] == 104910
+    elif family == "feature":
+        assert parsed["success"] is False
+    else:
+        assert "stalled" in parsed["error"]

@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from daemon.api.device_errors import InvalidParameter
+from daemon.api.uploads import read_body
+from daemon.appkeys import CONFIG
 from daemon.library.ids import IMAGE_ID_MAX_BYTES, valid_image_md5
 from daemon.services.workers import InferencePool
 
@@ -60,7 +62,7 @@ def parse_object(body: bytes) -> dict[str, Any]:
 
 async def read_object(request: web.Request, pool: InferencePool) -> Body:
     """Read and parse the JSON body; a large one is parsed off the event loop."""
-    body = await request.read()
+    body = await read_body(request, request.app[CONFIG].server.max_request_bytes)
     if len(body) <= JSON_ON_LOOP_BYTES:
         return Body(parse_object(body))
     return Body(await pool.run(lambda _engine: parse_object(body)))

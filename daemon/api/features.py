@@ -19,6 +19,7 @@ from daemon.api import multipart
 from daemon.api.errors import feature_answer
 from daemon.api.families import FEATURE, speaks
 from daemon.api.multipart import FieldSpec
+from daemon.api.uploads import within
 from daemon.appkeys import CONFIG, POOL
 from daemon.errors import FacegateError, ImageError, RequestError
 from daemon.services import features
@@ -160,7 +161,7 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(f"request body is {request.content_length} bytes, the limit is {limit}")
     raw = bytearray()
-    while chunk := await request.content.read(CHUNK):
+    while chunk := await within(request, request.content.read(CHUNK)):
         raw += chunk
         if len(raw) > limit:
             raise BadRequest(f"request body exceeds the limit of {limit} bytes")

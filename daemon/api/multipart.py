@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
+from daemon.api.uploads import within
 from daemon.errors import RequestError
 
 CHUNK = 256 * 1024
@@ -99,7 +100,7 @@ async def read_form(
     total = 0
     try:
         reader = await request.multipart()
-        while (part := await reader.next()) is not None:
+        while (part := await within(request, reader.next())) is not None:
             if not isinstance(part, BodyPartReader):
                 raise MalformedForm("nested multipart bodies are not accepted")
             name = _disposition(part)
@@ -114,7 +115,7 @@ async def read_form(
             cap = spec.cap if spec is not None else other_cap
             data = bytearray()
             size = 0
-            while chunk := await part.read_chunk(CHUNK):
+            while chunk := await within(request, part.read_chunk(CHUNK)):
                 total += len(chunk)
                 if total > budget:
                     raise BodyTooLarge(budget, total, declared=False)

@@ -29,6 +29,7 @@ from daemon.api.auth import is_admin
 from daemon.api.families import PLAIN, error_response, speaks
 from daemon.api.multipart import FieldSpec, Sink
 from daemon.api.privacy import FORM_OVERHEAD, Rejected
+from daemon.api.uploads import streams_to_disk
 from daemon.appkeys import CONFIG, PRINCIPAL
 from daemon.services.task_store import DONE, RUNNING, TaskRecord
 from daemon.services.tasks import TASKS, TaskNotFound, TaskService, setup_tasks
@@ -58,6 +59,7 @@ def _viewer(request: web.Request) -> str | None:
 
 
 @speaks(PLAIN)
+@streams_to_disk
 async def submit_blur_video(request: web.Request) -> web.Response:
     service = request.app[TASKS]
     config = request.app[CONFIG]

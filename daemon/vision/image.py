@@ -143,11 +143,12 @@ def pixel_format(data: bytes, kind: ImageKind) -> tuple[int, int]:
 
 def decode_cost(width: int, height: int, channels: int, sample_bytes: int) -> int:
     """Peak bytes decode_image holds for one image: the decoder's output, its 8-bit copy (16-bit
-    input), the RGB array, and one working copy (alpha compositing in 16 bits, or the orientation)."""
+    input), the RGB array, and the working copies: alpha compositing (16-bit RGB, the alpha and its
+    temporaries, the 8-bit result: 16 bytes a pixel) or the orientation (3 bytes a pixel)."""
     pixels = width * height
     decoded = pixels * channels * sample_bytes
     eight_bit = pixels * channels if sample_bytes > 1 else 0
-    working = pixels * 3 * (2 if channels in (2, 4) else 1)
+    working = pixels * (16 if channels in (2, 4) else 3)
     return decoded + eight_bit + pixels * 3 + working
 
 
