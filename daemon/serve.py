@@ -8,8 +8,10 @@ requests up to server.shutdown_timeout, exit 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import sqlite3
 
 import cv2
 from aiohttp import web
@@ -19,6 +21,8 @@ from daemon.api.multipart import quiet_client_warnings
 from daemon.app import build_app
 from daemon.appkeys import STATUS
 from daemon.config import Config
+from daemon.errors import IntegrityError
+from daemon.ops.integrity import check_stored_data, mark_library
 from daemon.ops.systemd import SystemdNotifier
 from daemon.ops.tls import listener_tls
 from daemon.services.tokens import load_for_serving
@@ -35,6 +39,7 @@ async def serve(config: Config, notifier: SystemdNotifier) -> int:
     cv2.setNumThreads(1)
     quiet_client_warnings()
     config.state_path.mkdir(parents=True, exist_ok=True)
+    check_stored_data(config)  # IntegrityError: exit status 5 (daemon/ops/exits.py)
     ssl_context = listener_tls(config)  # before anything listens: a refused config exits 2
     tokens = load_for_serving(
         config.token_store_path, config.token_path, config.auth.migrated_scopes, config.server.host
@@ -51,7 +56,13 @@ async def serve(config: Config, notifier: SystemdNotifier) -> int:
         access_log=None,
         keepalive_timeout=config.limits.header_timeout,
     )
-    await runner.setup()
+    try:
+        await runner.setup()  # opens the library
+    except sqlite3.DatabaseError as exc:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+        raise IntegrityError(f"the face library {config.database_path} cannot be opened: {exc}") from None
+    mark_library(config)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
