@@ -19,6 +19,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from daemon.errors import ImageError
 
@@ -53,11 +54,12 @@ class ImageLimits:
     oversize_pixels: int | None = None
     decode_pixels: int | None = None
     max_decode_bytes: int | None = None  # see decode_cost(); None: only the size limits bound it
+    strict: bool = False  # a decoder warning (corrupt or truncated data) is an error: see check_jpeg_data
 
     @classmethod
     def device_api(cls) -> ImageLimits:
         """DEVICE_API.md "Images": JPEG/PNG/BMP, <= 4 MB, 100x100 .. 4096x2160 in either orientation."""
-        return cls(min_side=(100, 100), kinds=frozenset({"jpeg", "png", "bmp"}))
+        return cls(min_side=(100, 100), kinds=frozenset({"jpeg", "png", "bmp"}), strict=True)
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,8 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     scale = _reduction(orig_w, orig_h, kind, limits.decode_pixels)
     if limits.max_decode_bytes is not None:
         check_decode_budget(data, kind, limits.max_decode_bytes, scale)
+    if limits.strict and kind == "jpeg":
+        check_jpeg_data(data)
     rgb = _decode_pixels(data, kind, scale)
     if rgb.shape[:2] != (-(-orig_h // scale), -(-orig_w // scale)):
         # The decoder saw other dimensions than the header we checked: never trust such a file.
@@ -338,6 +342,18 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     rgb = np.ascontiguousarray(apply_orientation(rgb, orientation))
     out_h, out_w = rgb.shape[:2]
     return DecodedImage(rgb, kind, out_w, out_h, orig_w, orig_h, scale)
+
+
+def check_jpeg_data(data: bytes) -> None:
+    """ImageError "corrupt" when libjpeg-turbo reports a warning (bad Huffman code, premature end,
+    extraneous bytes …) while reading every coefficient. OpenCV decodes such files silently into
+    damaged pixels; an enrolled template must not come from them. Decoded at 1/8 scale, in grey: the
+    whole entropy-coded data is read at ~1/64 of the memory. JPEG has no checksum: a flipped bit that
+    still decodes cleanly cannot be told from a real image."""
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", min_factor=8, strict=True)
+    except ValueError as exc:
+        raise ImageError(f"JPEG image is corrupt: {exc}", "corrupt") from None
 
 
 # The scale bits alone (IMREAD_REDUCED_GRAYSCALE_N); the colour order comes from IMREAD_COLOR_RGB.
