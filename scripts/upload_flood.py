@@ -37,9 +37,13 @@ async def main() -> int:
     image = args.image.read_bytes()
     boundary = "floodboundary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     headers = {
         "Authorization": f"Bearer {args.token}",
         "Content-Type": f"multipart/form-data; boundary={boundary}",
@@ -74,7 +78,16 @@ async def main() -> int:
     done.set()
     await sampler
     counts = {str(s): statuses.count(s) for s in sorted(set(statuses))}
-    print(json.dumps({"upload_bytes": len(body), "statuses": counts, "rss_start_mib": round(start), "rss_peak_mib": round(peak)}))
+    print(
+        json.dumps(
+            {
+                "upload_bytes": len(body),
+                "statuses": counts,
+                "rss_start_mib": round(start),
+                "rss_peak_mib": round(peak),
+            }
+        )
+    )
     return 0
 
 

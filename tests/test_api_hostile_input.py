@@ -258,3 +258,77 @@ async def test_a_stalled_body_is_408(make_client, config, path, content_type, fa
         assert parsed["success"] is False
     else:
         assert "stalled" in parsed["error"]
+
+
+ROUTES = [
+    ("POST", "/api/faces"),
+    ("POST", "/api/faceGroups"),
+    ("PUT", "/api/faceGroups"),
+    ("DELETE", "/api/faceGroups/x"),
+    ("POST", "/api/faceGroups/binding/x"),
+    ("DELETE", "/api/faceGroups/unbind/x"),
+    ("POST", "/api/face/compare"),
+    ("POST", "/api/face/search"),
+    ("POST", "/api/extract_feature"),
+    ("POST", "/api/compare_features"),
+    ("POST", "/api/compare_image_feature"),
+    ("POST", "/api/v1/blur-faces"),
+    ("POST", "/process"),
+    ("POST", "/detect"),
+    ("POST", "/api/v1/tasks/blur-video"),
+]
+CORPUS = [
+    b"",
+    b"{",
+    b"null",
+    b"[]",
+    b'{"image": 5, "group": "x", "topN": 1e999}',
+    b'{"image": "\\ud800", "groupId": "\\udfff", "feature1": [1e400], "feature2": {}}',
+    b'{"groupId": "' + b"a" * 5000 + b'", "groupScore": ' + b"9" * 5000 + b"}",
+    b"[" * 20000,
+    bytes(range(256)) * 4,
+    b"--"
+    + BOUNDARY.encode()
+    + b"\r\nContent-Disposition: form-data; name=image; filename\r\n\r\n\xff\xd8\xff",
+    b"--"
+    + BOUNDARY.encode()
+    + b'\r\nContent-Disposition: form-data; name="image"\r\n\r\nxx\r\n--'
+    + BOUNDARY.encode()
+    + b'\r\nContent-Type: multipart/mixed; boundary="q"\r\n\r\n--q--',
+]
+CONTENT_TYPES = ["application/json", f"multipart/form-data; boundary={BOUNDARY}", "text/plain; charset=\xff"]
+
+
+async def test_a_corpus_of_hostile_bodies_never_gets_a_500(client) -> None:
+    """Every route family × a hand-made corpus × content types: always a 4xx (or 2xx), never a 5xx."""
+    seen = set()
+    for method, path in ROUTES:
+        for body in CORPUS:
+            for content_type in CONTENT_TYPES:
+                head = http_head(
+                    path,
+                    f"Authorization: Bearer {TEST_TOKEN}".encode(),
+                    b"Content-Type: " + content_type.encode("latin-1"),
+                    method=method,
+                    length=len(body),
+                )
+                status, answer = await raw_request(client, head, body)
+                assert status < 500, (method, path, body[:60], content_type, answer[:200])
+                seen.add(status)
+    assert seen <= {200, 202, 400, 404, 408, 409, 413, 415}, seen
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/faces/image/%FF%FE",
+        "/api/faces/faceToken/%ED%A0%80",
+        "/api/faceGroups/%00?pageSize=99999999999999999999999",
+        "/api/faces?pageOffset=-1&pageSize=%FF",
+        "/api/v1/tasks/%0A%0D",
+        "/api/v1/tasks/..%2F..%2Fetc%2Fpasswd/result",
+    ],
+)
+async def test_hostile_paths_and_queries_are_4xx(client, target) -> None:
+    status, _ = await raw_request(client, http_head(target, f"Authorization: Bearer {TEST_TOKEN}".encode()))
+    assert 400 <= status < 500
