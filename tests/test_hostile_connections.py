@@ -135,3 +135,30 @@ async def test_a_silent_connection_is_closed_after_the_header_timeout(daemon) ->
     assert data == b"" or data.startswith(b"HTTP/1.1 4")
     assert 1.5 <= time.monotonic() - started < 30
     writer.close()
+
+
+async def test_accept_errors_are_logged_once_per_burst(caplog) -> None:
+    """What asyncio reports when accept() gets EMFILE (once per refused connection, with a traceback)
+    becomes one warning per burst with a count."""
+    import errno
+    import logging
+
+    from daemon.api.connections import quiet_accept_errors
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    try:
+        burst = quiet_accept_errors(loop)
+        with caplog.at_level(logging.DEBUG):
+            for _ in range(10_000):
+                loop.call_exception_handler(
+                    {
+                        "message": "socket.accept() out of system resource",
+                        "exception": OSError(errno.EMFILE, "Too many open files"),
+                    }
+                )
+        assert burst.total == 10_000
+        records = [r for r in caplog.records if "out of system resource" in r.getMessage() or r.exc_info]
+        assert len(records) == 1 and records[0].exc_info is None
+    finally:
+        loop.set_exception_handler(previous)
