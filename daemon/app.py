@@ -22,11 +22,13 @@ from daemon.api.door import setup_door_api
 from daemon.api.features import setup_feature_api
 from daemon.api.middleware import make_request_middleware
 from daemon.api.ops_api import setup_ops_api
+from daemon.api.privacy import FORM_OVERHEAD as PRIVACY_FORM_OVERHEAD
 from daemon.api.privacy import PRIVACY_PATHS, setup_privacy_api
 from daemon.api.stream import setup_stream_api
 from daemon.api.stream_links import setup_stream_links
 from daemon.api.tasks import setup_tasks_api
 from daemon.api.ui import setup_ui, ui_public_paths
+from daemon.api.uploads import UPLOADS, UploadBudget, make_upload_budget_middleware
 from daemon.appkeys import CONFIG, POOL, STATUS
 from daemon.config import Config
 from daemon.services.status import DaemonStatus
@@ -46,14 +48,17 @@ def build_app(
     engine_factory: Callable[[], VisionEngine] | None = None,
 ) -> web.Application:
     """The daemon's Application; engine_factory replaces how a worker builds its engine (tests)."""
+    uploads = UploadBudget(config.limits.max_buffered_upload_bytes)
     app = web.Application(
         client_max_size=config.server.max_request_bytes,
         middlewares=[
             make_request_middleware(config.server.access_log),
             make_cors_middleware(config.cors, PRIVACY_PATHS),
             make_auth_middleware(AccessPolicy(config, tokens, public_paths(config))),
+            make_upload_budget_middleware(uploads, largest_body(config)),
         ],
     )
+    app[UPLOADS] = uploads
     app[CONFIG] = config
     app[STATUS] = DaemonStatus(DETECTOR_NAME)
     detection_engine_factory = engine_factory
@@ -86,6 +91,11 @@ def build_app(
         setup_ui(app, tokens)
     setup_door_api(app, engine_factory)
     return app
+
+
+def largest_body(config: Config) -> int:
+    """The most a route keeps in memory: what a body without Content-Length holds of the upload budget."""
+    return max(config.server.max_request_bytes, config.privacy.max_bytes + PRIVACY_FORM_OVERHEAD)
 
 
 def public_paths(config: Config) -> set[str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 from daemon import __version__
 from daemon.config import Config, load_config, with_overrides
 from daemon.config_schema import render_defaults
-from daemon.errors import FacegateError, ModelError
-from daemon.ops.exits import EXIT_CONFIG, EXIT_MODELS, EXIT_STATE
+from daemon.errors import FacegateError, IntegrityError, ModelError
+from daemon.ops.exits import EXIT_CONFIG, EXIT_INTEGRITY, EXIT_MODELS, EXIT_STATE
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_MODELS
+    except IntegrityError as exc:  # stored data missing or corrupt: docs/OPERATIONS.md
+        print(f"facegate: data integrity: {exc}", file=sys.stderr)
+        return EXIT_INTEGRITY
     except FacegateError as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_CONFIG

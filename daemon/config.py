@@ -41,6 +41,41 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Hostile clients and bad data: how long, how many and how much one client may take (OPERATIONS.md)."""
+
+    header_timeout: float = setting(
+        10.0,
+        "seconds a connection has to send a complete request head (also the keep-alive idle time)",
+        min=1,
+    )
+    body_timeout: float = setting(
+        30.0, "seconds a request body may stall (no byte received) before the request is refused (408)", min=1
+    )
+    max_connections: int = setting(
+        4096,
+        "open connections at most; beyond, the oldest idle one is closed (clamped under the open-file limit)",
+        min=16,
+    )
+    max_buffered_upload_bytes: int = setting(
+        128 * 1024 * 1024,
+        "request bytes held in memory by all uploads together; beyond, 503 with Retry-After",
+        min=1024 * 1024,
+    )
+    max_decode_bytes: int = setting(
+        384 * 1024 * 1024,
+        "memory one image may need to decode, computed from its header (size, bit depth, channels): a "
+        "16-bit RGBA 40 MP PNG needs ~1.5 GiB and is refused (413); sized for a 2 GB Pi with 2 workers",
+        min=16 * 1024 * 1024,
+    )
+    integrity_check_seconds: float = setting(
+        10.0,
+        "time budget of the SQLite quick_check of the library and task databases at start (0: skip)",
+        min=0,
+    )
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     """Who may call what: hashed tokens with scopes, rate limits, the IP allow-list, stream links."""
 
@@ -500,6 +535,7 @@ class UiConfig:
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = section(ServerConfig)
+    limits: LimitsConfig = section(LimitsConfig)
     auth: AuthConfig = section(AuthConfig)
     tls: TlsConfig = section(TlsConfig)
     cors: CorsConfig = section(CorsConfig)

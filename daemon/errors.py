@@ -1,7 +1,7 @@
 """The root of every exception Facegate raises on purpose.
 
-Each API family maps these to its own wire format in one place (daemon/api/); anything that is not a
-FacegateError is a bug and is answered 500 with a request id.
+Each API family maps these to its own wire format in one declared table (daemon/api/errors.py); anything
+that is not a FacegateError is a bug and is answered 500, in the family's format, with a request id.
 """
 
 
@@ -34,3 +34,19 @@ class Overloaded(FacegateError):
     def __init__(self, retry_after: float = 1.0) -> None:
         super().__init__("inference workers are saturated")
         self.retry_after = retry_after
+
+
+class RequestError(FacegateError):
+    """The request cannot be served as sent (malformed, missing field, over a limit): answered with
+    ``status`` (a 4xx, or 503 for a busy budget) and the message, in the format of the route's family."""
+
+    def __init__(self, message: str, status: int = 400, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+class IntegrityError(FacegateError):
+    """Stored data (the library or the task database) is missing or corrupt: the daemon refuses to
+    start (exit status 3, docs/OPERATIONS.md) instead of serving an empty or broken library."""

@@ -43,7 +43,8 @@ async def make_app(aiohttp_client, budget: int, other_cap: int | None = None):
         try:
             kept = await read_form(request, fields, budget, other_cap)
         except FormError as exc:
-            return web.json_response({"error": type(exc).__name__, "message": str(exc), **vars(exc)})
+            facts = {k: v for k, v in vars(exc).items() if k not in ("status", "retry_after")}
+            return web.json_response({"error": type(exc).__name__, "message": str(exc), **facts})
         return web.json_response(
             {"kept": {k: v.decode() for k, v in kept.items()}, "sunk": {k: len(v) for k, v in sunk.items()}}
         )

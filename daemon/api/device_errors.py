@@ -1,15 +1,16 @@
-"""The one place where domain errors become device-API answers (DEVICE_API.md, "Envelope and errors").
+"""The device family's table of domain errors (DEVICE_API.md, "Envelope and errors").
 
-Handlers of the device API are wrapped with ``device_endpoint``: they raise library, service, image
-and parameter errors, and this module picks the HTTP status, the code and the msg. Overloaded is
-left to the request middleware (503 + Retry-After in the device envelope); anything else that is not
-a FacegateError is a bug and becomes the middleware's 500.
+Handlers of the device API are tagged with ``device_endpoint``: they raise library, service, image
+and parameter errors, and this table picks the HTTP status, the code and the msg; daemon/api/errors.py
+holds it beside the other families' mappings and the request middleware applies it. Overloaded and
+RequestError get the generic codes per status (503 + Retry-After, 413 …); anything else is a bug and
+becomes the middleware's 500.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -19,7 +20,6 @@ from daemon.api.families import (
     CODE_MODEL_MISMATCH,
     CODE_NOT_FOUND,
     DEVICE,
-    device_response,
     speaks,
 )
 from daemon.errors import FacegateError, ImageError
@@ -69,32 +69,25 @@ _FIXED: tuple[tuple[type[FacegateError], int, int, str], ...] = (
 )
 
 
-def device_error(exc: FacegateError) -> web.Response | None:
-    """The device answer for a domain error, or None when it is not one of ours to answer."""
+def device_error(exc: FacegateError) -> tuple[int, dict[str, Any]] | None:
+    """(HTTP status, device envelope) for a domain error, or None when it is not in this table."""
     if isinstance(exc, InvalidParameter | ImageError):
-        return device_response(400, CODE_INVALID_PARAMETER, f"INVALID_PARAMETER:{exc}")
+        return _envelope(400, CODE_INVALID_PARAMETER, f"INVALID_PARAMETER:{exc}")
     if isinstance(exc, BadQuality):
-        return device_response(400, CODE_BAD_QUALITY, f"BAD_QUALITY:{','.join(exc.checks)}")
+        return _envelope(400, CODE_BAD_QUALITY, f"BAD_QUALITY:{','.join(exc.checks)}")
     for cls, status, code, msg in _FIXED:
         if isinstance(exc, cls):
-            return device_response(status, code, msg)
+            return _envelope(status, code, msg)
     return None
+
+
+def _envelope(status: int, code: int, msg: str) -> tuple[int, dict[str, Any]]:
+    return status, {"code": code, "msg": msg, "data": {}}
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def device_endpoint(handler: Handler) -> Handler:
-    """Tag a handler as speaking the device format and answer its domain errors."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except FacegateError as exc:
-            response = device_error(exc)
-            if response is None:
-                raise
-            return response
-
-    return speaks(DEVICE)(wrapped)
+    """Tag a handler as speaking the device format: its domain errors are answered by this table."""
+    return speaks(DEVICE)(handler)

@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from daemon.api.device_errors import InvalidParameter
+from daemon.api.uploads import read_body
+from daemon.appkeys import CONFIG
 from daemon.library.ids import IMAGE_ID_MAX_BYTES, valid_image_md5
 from daemon.services.workers import InferencePool
 
@@ -60,7 +62,7 @@ def parse_object(body: bytes) -> dict[str, Any]:
 
 async def read_object(request: web.Request, pool: InferencePool) -> Body:
     """Read and parse the JSON body; a large one is parsed off the event loop."""
-    body = await request.read()
+    body = await read_body(request, request.app[CONFIG].server.max_request_bytes)
     if len(body) <= JSON_ON_LOOP_BYTES:
         return Body(parse_object(body))
     return Body(await pool.run(lambda _engine: parse_object(body)))
@@ -82,6 +84,15 @@ def _json_type(value: Any) -> str:
 
 def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _storable(key: str, value: str) -> str:
+    """A string SQLite can store: JSON may carry a lone surrogate (``"\\ud800"``), which has no UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParameter(f"{key} holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)") from None
+    return value
 
 
 class Body:
@@ -110,7 +121,7 @@ class Body:
         size = utf8_len(value)
         if size > max_bytes:
             raise InvalidParameter(f"{key} is {size} bytes, the limit is {max_bytes} bytes (UTF-8)")
-        return value
+        return _storable(key, value)
 
     def integer(self, key: str, low: int, high: int, *, required: bool = False) -> int | None:
         """A JSON integer in [low, high] (true/false and 80.0 are not integers)."""
@@ -143,6 +154,7 @@ class Body:
         for item in value:
             if not isinstance(item, str):
                 raise InvalidParameter(f"{key} must hold only strings, found {_json_type(item)}")
+            _storable(key, item)
         return value
 
     def image(self, key: str) -> str:

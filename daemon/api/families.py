@@ -5,8 +5,8 @@
 - privacy API (PRIVACY_API.md) and everything else: ``{"error": <str>}``
 
 A handler is tagged with ``@speaks(DEVICE)`` (etc.); middlewares that answer on a handler's behalf
-(auth, overload, the last-resort 500) look the tag up so every error a client sees is in the format its
-API promises.
+(auth, domain errors through daemon/api/errors.py, the last-resort 500) look the tag up so every error a
+client sees is in the format its API promises.
 """
 
 from __future__ import annotations
@@ -31,17 +31,24 @@ CODE_LIVENESS_UNAVAILABLE = 104906
 CODE_MODEL_MISMATCH = 104907
 CODE_PAYLOAD_TOO_LARGE = 104908
 CODE_TOO_MANY_REQUESTS = 104909
+CODE_REQUEST_TIMEOUT = 104910
 
 _STATUS_TO_DEVICE_CODE = {
     400: (CODE_INVALID_PARAMETER, "INVALID_PARAMETER"),
     401: (CODE_UNAUTHORIZED, "UNAUTHORIZED"),
     403: (CODE_FORBIDDEN, "FORBIDDEN"),
     404: (CODE_NOT_FOUND, "NOT_FOUND"),
+    408: (CODE_REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
     413: (CODE_PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
     429: (CODE_TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
     503: (CODE_OVERLOADED, "OVERLOADED"),
     500: (CODE_INTERNAL, "INTERNAL_ERROR"),
 }
+
+
+def device_code(http_status: int) -> tuple[int, str]:
+    """The device code and name for a generic condition of this HTTP status."""
+    return _STATUS_TO_DEVICE_CODE.get(http_status, (CODE_INTERNAL, "INTERNAL_ERROR"))
 
 
 def speaks(family: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -75,7 +82,7 @@ def error_response(
     """An error in the format of the request's API family (for generic conditions: auth, 503, 500)."""
     family = family_of(request)
     if family == DEVICE:
-        code, name = _STATUS_TO_DEVICE_CODE.get(http_status, (CODE_INTERNAL, "INTERNAL_ERROR"))
+        code, name = device_code(http_status)
         return device_response(http_status, code, f"{name}:{message}", headers)
     if family == FEATURE:
         return web.json_response({"success": False, "message": message}, status=http_status, headers=headers)

@@ -16,12 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from daemon.api import multipart
+from daemon.api.errors import feature_answer
 from daemon.api.families import FEATURE, speaks
 from daemon.api.multipart import FieldSpec
+from daemon.api.uploads import within
 from daemon.appkeys import CONFIG, POOL
-from daemon.errors import ImageError
+from daemon.errors import FacegateError, ImageError, RequestError
 from daemon.services import features
-from daemon.services.features import FeatureInputError, FeatureSettings, NoQualifiedFace
+from daemon.services.features import FeatureSettings
 
 FEATURES = web.AppKey("feature_settings", FeatureSettings)
 
@@ -31,7 +33,7 @@ MAX_MODEL_FIELD_BYTES = 256
 CHUNK = 64 * 1024
 
 
-class BadRequest(Exception):
+class BadRequest(RequestError):
     """The request itself is malformed (not multipart, missing field, bad JSON): answered 400."""
 
 
@@ -46,10 +48,9 @@ Handler = Callable[[web.Request], Awaitable[dict[str, Any]]]
 
 
 def feature_route(fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Time the request and turn bad input into the family's 400 ``{"success": false, ...}``.
-
-    Overload (503) and unexpected errors (500) are answered by the shared middleware in the same
-    format, because the handler is tagged FEATURE.
+    """Time the request; its domain errors are answered by the feature family's mapping
+    (daemon/api/errors.py), with the processing time too. What the mapping does not declare (a bug)
+    is left to the shared middleware, which answers 500 in the same format (the handler is tagged).
     """
 
     @speaks(FEATURE)
@@ -58,8 +59,11 @@ def feature_route(fn: Handler) -> Callable[[web.Request], Awaitable[web.Response
         try:
             body = await fn(request)
             status = 200
-        except (BadRequest, FeatureInputError, NoQualifiedFace, ImageError) as exc:
-            body, status = {"success": False, "message": str(exc)}, 400
+        except FacegateError as exc:
+            answer = feature_answer(exc)
+            if answer is None or answer[0] >= 500:
+                raise
+            status, body = answer
         body["processing_time"] = round(time.perf_counter() - started, 4)
         return web.json_response(body, status=status)
 
@@ -116,10 +120,7 @@ async def compare_image_feature(request: web.Request) -> dict[str, Any]:
         },
     )
     image = _required(form, "image")
-    try:
-        value = json.loads(_required(form, "feature"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"feature is not a JSON array: {exc}") from None
+    value = _loads(_required(form, "feature"), "feature is not a JSON array")
     model = _text(form["model"], "model") if "model" in form else None
     features.check_model(model, settings.model_id)
     feature = features.parse_feature(value, "feature")
@@ -144,21 +145,29 @@ def _comparison(result: features.Comparison, model_id: str) -> dict[str, Any]:
     }
 
 
+def _loads(raw: bytes | bytearray, what: str) -> Any:
+    """JSON from a client: any failure (bad UTF-8, syntax, an integer of thousands of digits, nesting
+    deeper than the parser's recursion limit) is a BadRequest naming ``what``."""
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digits over the limit
+        raise BadRequest(f"{what}: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"{what}: nested too deeply") from None
+
+
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     """The request's JSON object, read with a byte limit."""
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(f"request body is {request.content_length} bytes, the limit is {limit}")
     raw = bytearray()
-    while chunk := await request.content.read(CHUNK):
+    while chunk := await within(request, request.content.read(CHUNK)):
         raw += chunk
         if len(raw) > limit:
             raise BadRequest(f"request body exceeds the limit of {limit} bytes")
     if not raw:
         raise BadRequest("request body is empty: expected a JSON object with feature1 and feature2")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    body = _loads(raw, "request body is not valid JSON")
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object with feature1 and feature2")
     return body

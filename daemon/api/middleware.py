@@ -1,8 +1,8 @@
 """Middlewares every route shares: a request id, the audit line, and the last-resort 500.
 
-API families turn their own domain errors into their wire format inside their handlers (see
-daemon/api/errors.py); whatever escapes that is a bug: logged here with the request id, answered 500
-without internals.
+Handlers raise domain errors (daemon.errors.FacegateError); they are answered here through the
+route family's declared mapping (daemon/api/errors.py). Whatever a family does not declare is a bug:
+logged here with the request id, answered 500 in the family's format without internals.
 """
 
 from __future__ import annotations
@@ -14,15 +14,29 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from daemon.api.errors import error_answer
 from daemon.api.families import error_response
 from daemon.appkeys import PRINCIPAL, REQUEST_ID
-from daemon.errors import Overloaded
+from daemon.errors import FacegateError
 
 log = logging.getLogger("facegate.api")
 audit = logging.getLogger("facegate.audit")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-Id"
+
+
+MAX_LOGGED_CHARS = 512
+
+
+def loggable(text: str) -> str:
+    """Client-controlled text made safe for one log line: control characters (CR, LF, ESC …), and
+    anything not printable, as escapes; cut at MAX_LOGGED_CHARS. A client can never forge a line."""
+    if len(text) > MAX_LOGGED_CHARS:
+        text = text[:MAX_LOGGED_CHARS] + "…"
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def new_request_id() -> str:
@@ -48,8 +62,8 @@ def make_request_middleware(access_log: bool):
                 audit.info(
                     "%s %s %s %d %.1fms principal=%s bytes=%s request=%s",
                     request.remote,
-                    request.method,
-                    request.path,
+                    loggable(request.method),
+                    loggable(request.raw_path),
                     status,
                     (time.perf_counter() - started) * 1000,
                     request.get(PRINCIPAL, "-"),
@@ -67,13 +81,28 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
     """The handler's response, or the family-formatted answer for the conditions every route shares."""
     try:
         return await handler(request)
-    except Overloaded as exc:
-        retry = str(max(1, round(exc.retry_after)))
-        return error_response(request, 503, "busy, retry later", {"Retry-After": retry})
+    except FacegateError as exc:
+        response = error_answer(request, exc)
+        if response is not None:
+            return response
+        log.error(
+            "undeclared %s in %s %s [request %s]",
+            type(exc).__name__,
+            loggable(request.method),
+            loggable(request.raw_path),
+            request_id,
+            exc_info=exc,
+        )
+        return error_response(request, 500, f"internal error (request id {request_id})")
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(request, 413, f"request body too large ({exc.text})")
     except web.HTTPException:
         raise
     except Exception:  # the last resort: a bug, logged with the request id, answered without internals
-        log.exception("unexpected error in %s %s [request %s]", request.method, request.path, request_id)
+        log.exception(
+            "unexpected error in %s %s [request %s]",
+            loggable(request.method),
+            loggable(request.raw_path),
+            request_id,
+        )
         return error_response(request, 500, f"internal error (request id {request_id})")

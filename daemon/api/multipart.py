@@ -10,10 +10,16 @@ turns them into its own wire format and wording.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
+
+from daemon.api.uploads import within
+from daemon.errors import RequestError
 
 CHUNK = 256 * 1024
 
@@ -21,8 +27,8 @@ Sink = Callable[[bytes], Awaitable[None] | None]
 """Takes each chunk of a field as it arrives: sync (``digest.update``) or async (a file writer)."""
 
 
-class FormError(Exception):
-    """The upload is not the form a route can read; the message is the generic wording."""
+class FormError(RequestError):
+    """The upload is not the form a route can read (400); the message is the generic wording."""
 
 
 class NotMultipart(FormError):
@@ -35,7 +41,7 @@ class BodyTooLarge(FormError):
     """The body is over ``budget`` bytes: ``size`` as declared by Content-Length, or counted so far."""
 
     def __init__(self, budget: int, size: int, declared: bool) -> None:
-        super().__init__(f"request body exceeds the limit of {budget} bytes")
+        super().__init__(f"request body exceeds the limit of {budget} bytes", 413)
         self.budget = budget
         self.size = size
         self.declared = declared
@@ -94,10 +100,10 @@ async def read_form(
     total = 0
     try:
         reader = await request.multipart()
-        while (part := await reader.next()) is not None:
+        while (part := await within(request, reader.next())) is not None:
             if not isinstance(part, BodyPartReader):
                 raise MalformedForm("nested multipart bodies are not accepted")
-            name = part.name or ""
+            name = _disposition(part)
             spec = fields.get(name)
             sink = None
             if spec is not None:
@@ -109,7 +115,7 @@ async def read_form(
             cap = spec.cap if spec is not None else other_cap
             data = bytearray()
             size = 0
-            while chunk := await part.read_chunk(CHUNK):
+            while chunk := await within(request, part.read_chunk(CHUNK)):
                 total += len(chunk)
                 if total > budget:
                     raise BodyTooLarge(budget, total, declared=False)
@@ -123,6 +129,35 @@ async def read_form(
                     data += chunk
             if spec is not None and sink is None:
                 kept[name] = bytes(data)
-    except (ValueError, AssertionError, RuntimeError) as exc:  # aiohttp's multipart parse errors
-        raise MalformedForm(f"malformed multipart body: {exc}") from None
+    except (BadContentDispositionHeader, BadContentDispositionParam):  # where warnings are errors
+        raise MalformedForm("malformed Content-Disposition of a part") from None
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+        # aiohttp's multipart parse errors; HttpProcessingError: part headers (InvalidHeader, LineTooLong)
+        reason = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+        raise MalformedForm(f"malformed multipart body: {reason}"[:300]) from None
     return kept
+
+
+def _disposition(part: BodyPartReader) -> str:
+    """The part's name, its Content-Disposition parsed (name and filename are cached on the part).
+
+    aiohttp only *warns* about a malformed Content-Disposition: a warning per request would fill the
+    log with client text (the daemon ignores them: quiet_client_warnings) and is an exception where
+    warnings are errors. Here it is MalformedForm, whatever the process's warning filters. No await
+    inside: the filter swap is never seen by another task.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BadContentDispositionHeader)
+        warnings.simplefilter("error", BadContentDispositionParam)
+        try:
+            _ = part.filename
+            return part.name or ""
+        except (BadContentDispositionHeader, BadContentDispositionParam):
+            raise MalformedForm("malformed Content-Disposition of a part") from None
+
+
+def quiet_client_warnings() -> None:
+    """Process-wide: never print aiohttp's warnings about a client's Content-Disposition (client text,
+    one log entry per distinct bad header); read_form refuses such parts itself."""
+    for category in (BadContentDispositionHeader, BadContentDispositionParam):
+        warnings.filterwarnings("ignore", category=category)

@@ -27,6 +27,7 @@ from daemon.api.device_keys import LIBRARY
 from daemon.api.families import DEVICE, device_ok, device_response, error_response, family_of
 from daemon.api.middleware import Handler
 from daemon.api.privacy import PRIVACY_PATHS
+from daemon.api.uploads import streams_to_disk
 from daemon.appkeys import CONFIG, STATUS
 from daemon.library.bundle import BundleError
 from daemon.library.errors import GroupNotFound
@@ -130,6 +131,7 @@ async def export_library(request: web.Request) -> web.StreamResponse:
 
 
 @device_endpoint
+@streams_to_disk  # spooled to disk: holds no share of limits.max_buffered_upload_bytes
 async def import_library(request: web.Request) -> web.Response:
     mode = request.query.get("mode", "merge")
     if mode not in ("merge", "replace"):

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from daemon.api import multipart
+from daemon.api.errors import NO_IMAGE
 from daemon.api.families import PLAIN, speaks
 from daemon.api.multipart import FieldSpec
 from daemon.appkeys import CONFIG, POOL, PRINCIPAL
-from daemon.errors import ImageError
+from daemon.errors import RequestError
 from daemon.services.privacy import BlurOptions, Caller, PrivacyResult, PrivacyService
 from daemon.vision.blur import BLUR_METHODS
 
@@ -29,24 +30,22 @@ PRIVACY = web.AppKey("privacy_service", PrivacyService)
 
 MAX_FIELD_BYTES = 256  # show_box, method
 FORM_OVERHEAD = 64 * 1024  # part headers and small fields on top of the image
-NO_IMAGE = "No image provided"
-INVALID_IMAGE = "Invalid image format"
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
 
-class Rejected(Exception):
+class Rejected(RequestError):
     """A request answered with an error status and ``{"error": message}``."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(message, status)
 
 
 def setup_privacy_api(app: web.Application) -> None:
     config = app[CONFIG]
-    app[PRIVACY] = PrivacyService(config.privacy, app[POOL], config.workers.count)
+    app[PRIVACY] = PrivacyService(
+        config.privacy, app[POOL], config.workers.count, config.limits.max_decode_bytes
+    )
     for path, handler in ROUTES.items():
         app.router.add_post(path, handler)
 
@@ -80,22 +79,16 @@ async def _handle(
     request: web.Request, operation: str, default_show_box: bool, json_only: bool
 ) -> web.Response:
     service = request.app[PRIVACY]
-    try:
-        upload = await read_upload(request, service.config.max_bytes)
-        output = "json" if json_only or wants_json(request.headers.get("Accept", "")) else "image"
-        options = BlurOptions(
-            output=output,
-            method=_method(upload.fields.get("method"), service.config.method),
-            show_box=_flag(upload.fields.get("show_box"), default_show_box),
-            accurate=_flag(upload.fields.get("accurate"), False, "accurate"),
-        )
-        caller = Caller(request.remote or "-", request.get(PRINCIPAL, "-"), operation)
-        answer = await service.process(upload.data, upload.digest, options, caller)
-    except Rejected as exc:
-        return web.json_response({"error": exc.message}, status=exc.status)
-    except ImageError as exc:
-        status, message = image_error(exc)
-        return web.json_response({"error": message}, status=status)
+    upload = await read_upload(request, service.config.max_bytes)
+    output = "json" if json_only or wants_json(request.headers.get("Accept", "")) else "image"
+    options = BlurOptions(
+        output=output,
+        method=_method(upload.fields.get("method"), service.config.method),
+        show_box=_flag(upload.fields.get("show_box"), default_show_box),
+        accurate=_flag(upload.fields.get("accurate"), False, "accurate"),
+    )
+    caller = Caller(request.remote or "-", request.get(PRINCIPAL, "-"), operation)
+    answer = await service.process(upload.data, upload.digest, options, caller)
     result = answer.result
     headers = {"X-Faces-Count": str(len(result.faces))}  # no X-Cache: whether it was cached is not told
     if output == "json":
@@ -112,15 +105,6 @@ def faces_json(result: PrivacyResult, elapsed_ms: float) -> dict:
         "total_count": len(result.faces),
         "processing_time_ms": round(elapsed_ms),
     }
-
-
-def image_error(exc: ImageError) -> tuple[int, str]:
-    """Status and message for a bad upload: the seed's two strings where they apply."""
-    if exc.reason == "empty":
-        return 400, NO_IMAGE
-    if exc.reason in ("too_large", "too_many_pixels"):
-        return 413, f"Image too large: {exc}"
-    return 400, INVALID_IMAGE
 
 
 def wants_json(accept: str) -> bool:

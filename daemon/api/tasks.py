@@ -29,10 +29,11 @@ from daemon.api.auth import is_admin
 from daemon.api.families import PLAIN, error_response, speaks
 from daemon.api.multipart import FieldSpec, Sink
 from daemon.api.privacy import FORM_OVERHEAD, Rejected
+from daemon.api.uploads import streams_to_disk
 from daemon.appkeys import CONFIG, PRINCIPAL
 from daemon.services.task_store import DONE, RUNNING, TaskRecord
-from daemon.services.tasks import TASKS, TaskNotFound, TaskNotReady, TaskService, setup_tasks
-from daemon.services.video_blur import VideoError, probe_video
+from daemon.services.tasks import TASKS, TaskNotFound, TaskService, setup_tasks
+from daemon.services.video_blur import probe_video
 from daemon.vision.blur import BLUR_METHODS
 from daemon.vision.engine import VisionEngine
 
@@ -58,6 +59,7 @@ def _viewer(request: web.Request) -> str | None:
 
 
 @speaks(PLAIN)
+@streams_to_disk
 async def submit_blur_video(request: web.Request) -> web.Response:
     service = request.app[TASKS]
     config = request.app[CONFIG]
@@ -82,18 +84,12 @@ async def submit_blur_video(request: web.Request) -> web.Response:
             raise Rejected(400, f"unknown method {method!r}; one of {', '.join(BLUR_METHODS)}")
         if output not in OUTPUTS:
             raise Rejected(400, f"unknown output {output!r}; one of {', '.join(OUTPUTS)}")
-        try:
-            info = await asyncio.get_running_loop().run_in_executor(None, probe_video, video.path)
-        except VideoError as exc:
-            raise Rejected(400, str(exc)) from None
+        info = await asyncio.get_running_loop().run_in_executor(None, probe_video, video.path)
         options = {"method": method, "output": output}
         record = await service.submit(
             video.task_id, video.path, info, video.original, options, request.get(PRINCIPAL, "")
         )
-    except Rejected as exc:
-        await video.discard()
-        return error_response(request, exc.status, exc.message)
-    except BaseException:
+    except BaseException:  # domain errors are answered by the middleware (daemon/api/errors.py)
         await video.discard()
         raise
     url = f"/api/v1/tasks/{record.id}"
@@ -109,6 +105,13 @@ def _rejection(exc: multipart.FormError, limit: int) -> Rejected:
     if isinstance(exc, multipart.BodyTooLarge | multipart.FieldTooLong):  # the video, or the rest of the form
         return Rejected(413, f"video too large (limit {limit} bytes)")
     return Rejected(400, str(exc))
+
+
+def safe_file_name(name: str, limit: int = 200) -> str:
+    """The base name a client gave its upload, kept printable and storable: control characters and
+    lone surrogates (undecodable bytes, not storable as UTF-8) become ``_``; at most ``limit`` characters."""
+    base = Path(name.replace("\\", "/")).name[:limit]
+    return "".join(c if c.isprintable() else "_" for c in base)
 
 
 class _VideoUpload:
@@ -131,7 +134,7 @@ class _VideoUpload:
         if self.path is not None:
             raise Rejected(400, "one video per task")
         self.task_id = self._service.reserve()  # Overloaded → 503 + Retry-After (middleware)
-        self.original = Path(part.filename).name
+        self.original = safe_file_name(part.filename)
         suffix = Path(self.original).suffix.lower()
         self.path = self._service.upload_path(self.task_id, suffix if suffix in UPLOAD_SUFFIXES else ".video")
         return self._write
@@ -171,10 +174,7 @@ class _VideoUpload:
 
 @speaks(PLAIN)
 async def get_task(request: web.Request) -> web.Response:
-    try:
-        record = await request.app[TASKS].get(request.match_info["task_id"], _viewer(request))
-    except TaskNotFound as exc:
-        return error_response(request, 404, str(exc))
+    record = await request.app[TASKS].get(request.match_info["task_id"], _viewer(request))
     return web.json_response(task_json(record, request.app[CONFIG].tasks.keep_hours))
 
 
@@ -193,14 +193,9 @@ async def cancel_task(request: web.Request) -> web.Response:
 
 @speaks(PLAIN)
 async def get_result(request: web.Request) -> web.StreamResponse:
-    try:
-        path, media_type, name = await request.app[TASKS].result_file(
-            request.match_info["task_id"], _viewer(request)
-        )
-    except TaskNotFound as exc:
-        return error_response(request, 404, str(exc))
-    except TaskNotReady as exc:
-        return error_response(request, 409, str(exc))
+    path, media_type, name = await request.app[TASKS].result_file(
+        request.match_info["task_id"], _viewer(request)
+    )
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     headers = {"Content-Type": media_type, "Content-Disposition": f'attachment; filename="{safe}"'}
     return web.FileResponse(path, headers=headers)

@@ -90,12 +90,13 @@ def split_passes(passes: Sequence[DetectPass], parts: int) -> list[list[DetectPa
     return buckets
 
 
-def image_limits(config: PrivacyConfig) -> ImageLimits:
+def image_limits(config: PrivacyConfig, max_decode_bytes: int | None = None) -> ImageLimits:
     return ImageLimits(
         max_bytes=config.max_bytes,
         max_width=MAX_SIDE_PIXELS,
         max_height=MAX_SIDE_PIXELS,
         max_pixels=config.max_pixels,
+        max_decode_bytes=max_decode_bytes,
     )
 
 
@@ -196,11 +197,13 @@ class _Prepared:
 
 
 class PrivacyService:
-    def __init__(self, config: PrivacyConfig, pool: InferencePool, workers: int) -> None:
+    def __init__(
+        self, config: PrivacyConfig, pool: InferencePool, workers: int, max_decode_bytes: int | None = None
+    ) -> None:
         self.config = config
         self.settings = detect_settings(config)
         self.accurate_settings = detect_settings(config, accurate=True)
-        self.limits = image_limits(config)
+        self.limits = image_limits(config, max_decode_bytes)
         self.cache = ResultCache(config.cache_entries, config.cache_max_bytes)
         self._pool = pool
         self._workers = workers

@@ -163,7 +163,7 @@ class TaskService:
         await asyncio.get_running_loop().run_in_executor(None, self._require_store().put, record)
         self._active += 1
         self._queue.put_nowait(task_id)
-        log.info("task %s queued: %s, %d frames", task_id, original_name or "video", info.frames)
+        log.info("task %s queued: %d frames", task_id, info.frames)  # never the client's file name
         return record
 
     async def get(self, task_id: str, viewer: str | None = None) -> TaskRecord:

@@ -19,6 +19,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from daemon.errors import ImageError
 
@@ -52,11 +53,13 @@ class ImageLimits:
     # size never sits in memory); another type has no such decode and must fit decode_pixels as it is.
     oversize_pixels: int | None = None
     decode_pixels: int | None = None
+    max_decode_bytes: int | None = None  # see decode_cost(); None: only the size limits bound it
+    strict: bool = False  # a decoder warning (corrupt or truncated data) is an error: see check_jpeg_data
 
     @classmethod
     def device_api(cls) -> ImageLimits:
         """DEVICE_API.md "Images": JPEG/PNG/BMP, <= 4 MB, 100x100 .. 4096x2160 in either orientation."""
-        return cls(min_side=(100, 100), kinds=frozenset({"jpeg", "png", "bmp"}))
+        return cls(min_side=(100, 100), kinds=frozenset({"jpeg", "png", "bmp"}), strict=True)
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,48 @@ def read_header(data: bytes, kind: ImageKind) -> tuple[int, int, int]:
     if width <= 0 or height <= 0:
         raise ImageError(f"{_KIND_NAMES[kind]} header gives an empty size {width}x{height}", "corrupt")
     return width, height, orientation
+
+
+def pixel_format(data: bytes, kind: ImageKind) -> tuple[int, int]:
+    """(channels, bytes per sample) the decoder will produce, from the header: PNG's colour type and
+    bit depth (16-bit samples are 2 bytes; a palette may expand to RGBA); JPEG and BMP decode to
+    8-bit RGB; WebP may carry alpha. Call after read_header (which checks the header is there)."""
+    if kind == "png":
+        depth, colour = data[24], data[25]
+        channels = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour, 4)
+        return channels, 2 if depth == 16 else 1
+    if kind == "webp":
+        return 4, 1
+    return 3, 1
+
+
+def decode_cost(width: int, height: int, channels: int, sample_bytes: int) -> int:
+    """Peak bytes decode_image holds for one image: the decoder's output, its 8-bit copy (16-bit
+    input), the RGB array, and the working copies: alpha compositing (16-bit RGB, the alpha and its
+    temporaries, the 8-bit result: 16 bytes a pixel) or the orientation (3 bytes a pixel)."""
+    pixels = width * height
+    decoded = pixels * channels * sample_bytes
+    eight_bit = pixels * channels if sample_bytes > 1 else 0
+    working = pixels * (16 if channels in (2, 4) else 3)
+    return decoded + eight_bit + pixels * 3 + working
+
+
+def check_decode_budget(data: bytes, kind: ImageKind, budget: int, scale: int = 1) -> int:
+    """Refuse, from the header alone, an image whose decoding would hold more than ``budget`` bytes
+    (ImageError "too_much_memory"): a small 16-bit RGBA PNG of 40 MP would need ~1.5 GiB. ``scale``: a
+    JPEG decoded reduced (1/2, 1/4, 1/8) costs its reduced size. Returns the cost."""
+    width, height, _ = read_header(data, kind)
+    width, height = -(-width // scale), -(-height // scale)
+    channels, sample_bytes = pixel_format(data, kind)
+    cost = decode_cost(width, height, channels, sample_bytes)
+    if cost > budget:
+        depth = f"{8 * sample_bytes}-bit, {channels} channel{'s' if channels > 1 else ''}"
+        raise ImageError(
+            f"image is {width}x{height} ({depth}): decoding needs {cost / 2**20:.0f} MiB, "
+            f"the limit is {budget / 2**20:.0f} MiB",
+            "too_much_memory",
+        )
+    return cost
 
 
 def read_dimensions(data: bytes, kind: ImageKind) -> tuple[int, int]:
@@ -285,8 +330,11 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     orig_w, orig_h, orientation = read_header(data, kind)
     width, height = oriented_size(orig_w, orig_h, orientation)
     _check_limits(width, height, limits)
-
     scale = _reduction(orig_w, orig_h, kind, limits.decode_pixels)
+    if limits.max_decode_bytes is not None:
+        check_decode_budget(data, kind, limits.max_decode_bytes, scale)
+    if limits.strict and kind == "jpeg":
+        check_jpeg_data(data)
     rgb = _decode_pixels(data, kind, scale)
     if rgb.shape[:2] != (-(-orig_h // scale), -(-orig_w // scale)):
         # The decoder saw other dimensions than the header we checked: never trust such a file.
@@ -294,6 +342,18 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     rgb = np.ascontiguousarray(apply_orientation(rgb, orientation))
     out_h, out_w = rgb.shape[:2]
     return DecodedImage(rgb, kind, out_w, out_h, orig_w, orig_h, scale)
+
+
+def check_jpeg_data(data: bytes) -> None:
+    """ImageError "corrupt" when libjpeg-turbo reports a warning (bad Huffman code, premature end,
+    extraneous bytes …) while reading every coefficient. OpenCV decodes such files silently into
+    damaged pixels; an enrolled template must not come from them. Decoded at 1/8 scale, in grey: the
+    whole entropy-coded data is read at ~1/64 of the memory. JPEG has no checksum: a flipped bit that
+    still decodes cleanly cannot be told from a real image."""
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", min_factor=8, strict=True)
+    except ValueError as exc:
+        raise ImageError(f"JPEG image is corrupt: {exc}", "corrupt") from None
 
 
 # The scale bits alone (IMREAD_REDUCED_GRAYSCALE_N); the colour order comes from IMREAD_COLOR_RGB.
@@ -335,8 +395,8 @@ def _decode_pixels(data: bytes, kind: ImageKind, scale: int = 1) -> np.ndarray:
         raise ImageError(f"{_KIND_NAMES[kind]} image is corrupt", "corrupt") from exc
     if img is None or img.size == 0:
         raise ImageError(f"{_KIND_NAMES[kind]} image is corrupt or truncated", "corrupt")
-    if img.dtype == np.uint16:  # scale with rounding (65535 -> 255), not by dropping the low byte
-        img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if img.dtype == np.uint16:  # scale with rounding (65535 -> 255), straight to 8 bits (no wider copy)
+        img = cv2.convertScaleAbs(img, alpha=255 / 65535)
     elif img.dtype != np.uint8:
         raise ImageError(f"{_KIND_NAMES[kind]} image has unsupported sample type {img.dtype}", "corrupt")
     if flags != cv2.IMREAD_UNCHANGED:
