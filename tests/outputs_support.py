@@ -175,7 +175,11 @@ class Broker:
         self.binary, self.workdir = binary, workdir
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        # persistence: subscribers' sessions (and their queued messages) survive a broker restart
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {workdir}/\n"
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -215,11 +219,13 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 class Subscriber:
     """A plain paho client recording (topic, payload, retain) of everything under the given filters."""
 
-    def __init__(self, port: int, *filters: str) -> None:
+    def __init__(self, port: int, *filters: str, persistent: bool = False) -> None:
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{free_port()}")
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"test-sub-{free_port()}", clean_session=not persistent
+        )
         self.client.on_connect = lambda c, *_: c.subscribe([(f, 1) for f in filters])
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message

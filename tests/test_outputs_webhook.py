@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from outputs_support import (
+    EVENTS_DDL,
     Receiver,
     commit_event,
     free_port,
@@ -229,6 +230,16 @@ def test_only_committed_events_reach_the_outbox(config, secret_file):
     committed = commit_event(conn, make_event(name="A"), [outputs.enqueue])
     with pytest.raises(RuntimeError):
         commit_event(conn, make_event(name="B"), [outputs.enqueue, failing_hook])
+    assert pending_rows(outputs.database) == [committed["id"]]
+    conn.close()
+
+
+def test_the_hook_creates_the_outbox_if_the_events_store_did_not(config, secret_file, tmp_path):
+    outputs = outputs_for(config, "http://127.0.0.1:9/hook", secret_file)
+    outputs.database.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(outputs.database, isolation_level=None)
+    conn.execute(EVENTS_DDL)  # an events store that knows nothing of the outbox
+    committed = commit_event(conn, make_event(name="A"), [outputs.enqueue])
     assert pending_rows(outputs.database) == [committed["id"]]
     conn.close()
 

@@ -74,11 +74,22 @@ class Outbox:
         if not self.sinks:
             return
         payload = json.dumps({**event, "id": int(event_id)}, separators=(",", ":"), ensure_ascii=False)
+        try:
+            self._insert(conn, int(event_id), payload)
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            # The events store did not create the outbox (yet): DDL is transactional in SQLite, so
+            # creating it here commits or rolls back with the event.
+            create_schema(conn)
+            self._insert(conn, int(event_id), payload)
+
+    def _insert(self, conn: sqlite3.Connection, event_id: int, payload: str) -> None:
         now = time.time()
         for sink in self.sinks:
             conn.execute(
                 "INSERT OR IGNORE INTO outbox (sink, event_id, payload, created) VALUES (?, ?, ?, ?)",
-                (sink, int(event_id), payload, now),
+                (sink, event_id, payload, now),
             )
             self._trim(conn, sink)
 

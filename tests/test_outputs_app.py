@@ -1,0 +1,55 @@
+"""The outputs inside the daemon: started and stopped with the app, each output's status in /health."""
+
+from __future__ import annotations
+
+from gpiozero import Device
+from outputs_support import Receiver, commit_event, make_event, open_events_db, wait_until
+
+from daemon.api.outputs import OUTPUTS
+from daemon.config import with_overrides
+
+
+async def test_health_reports_every_output(make_client, config, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    monkeypatch.setattr(Device, "pin_factory", None)
+    receiver = await Receiver().start()
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    hook = {"url": receiver.url, "name": "hq", "secret_file": str(secret)}
+    cfg = with_overrides(
+        config, outputs={"webhooks": [hook], "relay": {"pin": "GPIO17", "pulse_seconds": 0.05}}
+    )
+    try:
+        client = await make_client(cfg)
+        outputs = client.server.app[OUTPUTS]
+        conn = open_events_db(outputs.database)  # what the door's events store will do
+        event = commit_event(conn, make_event("granted"), [outputs.enqueue], [outputs.on_committed])
+        await wait_until(lambda: len(receiver.accepted) == 1, "the delivery")
+        await wait_until(lambda: outputs.status()["webhook:hq"]["pending"] == 0, "an empty outbox")
+        conn.close()
+        resp = await client.get("/health")
+        body = await resp.json()
+    finally:
+        await receiver.stop()
+    assert receiver.accepted_ids() == [event["id"]]
+    webhook, relay = body["outputs"]["webhook:hq"], body["outputs"]["relay"]
+    assert webhook["last_error"] is None
+    assert (webhook["kind"], webhook["connected"], webhook["pending"], webhook["dropped"]) == (
+        "webhook",
+        True,
+        0,
+        0,
+    )
+    assert (relay["kind"], relay["connected"], relay["pulses"], relay["last_error"]) == (
+        "relay",
+        True,
+        1,
+        None,
+    )
+
+
+async def test_no_outputs_no_health_section(make_client, config):
+    client = await make_client(config)
+    body = await (await client.get("/health")).json()
+    assert "outputs" not in body
+    assert not client.server.app[OUTPUTS].configured
