@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -31,6 +32,7 @@ from daemon.services.sinks.base import OutputError
 from daemon.services.sinks.webhook import verify
 
 SECRET = b"correct horse battery staple"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -94,6 +96,40 @@ async def test_events_arrive_signed_in_commit_order(config, receiver, secret_fil
         await outputs.close()
         conn.close()
     assert pending_rows(outputs.database) == []
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+async def test_the_documented_recipes_verify_a_real_delivery(config, receiver, secret_file, tmp_path):
+    outputs = outputs_for(config, receiver.url, secret_file)
+    conn = open_events_db(outputs.database)
+    await outputs.start()
+    try:
+        commit_event(conn, make_event(name="Zoë"), [outputs.enqueue], [outputs.on_committed])
+        await wait_until(lambda: len(receiver.accepted) == 1, "the delivery")
+    finally:
+        await outputs.close()
+        conn.close()
+    [request] = receiver.accepted
+    (tmp_path / "body.json").write_bytes(request["body"])
+    api = (REPO / "docs" / "API.md").read_text()
+    recipe = api.split("Shell (OpenSSL)")[1].split("```sh\n")[1].split("```")[0]
+    recipe = recipe.replace("/var/lib/facegate/webhook_secret", str(secret_file))
+
+    def run(signature: str) -> str:
+        env = {"PATH": os.environ["PATH"], "TS": request["headers"]["X-Facegate-Timestamp"], "SIG": signature}
+        done = subprocess.run(["sh", "-c", recipe], cwd=tmp_path, env=env, capture_output=True, timeout=30)
+        return done.stdout.decode().strip()
+
+    assert run(request["headers"]["X-Facegate-Signature"]) == "valid"
+    assert run("v1=" + "0" * 64) == "INVALID"
+
+    # The Python recipe of the same section, as printed.
+    python = api.split("event id. Python:")[1].split("```python\n")[1].split("```")[0]
+    namespace: dict = {}
+    exec(python.replace("/var/lib/facegate/webhook_secret", str(secret_file)), namespace)
+    assert namespace["secret"] == SECRET
+    assert namespace["verify"](SECRET, request["headers"], request["body"])
+    assert not namespace["verify"](SECRET, request["headers"], request["body"] + b"\n")
 
 
 async def test_receiver_failures_are_retried_with_backoff_until_delivered(config, receiver, secret_file):
@@ -263,7 +299,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 async def test_after_kill_9_only_committed_events_are_delivered(config, receiver, secret_file):
     hook = {"url": receiver.url, "secret_file": str(secret_file), "name": "test"}
     overrides = {"server": {"state_dir": config.server.state_dir}, "outputs": {"webhooks": [hook]}}
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     result = subprocess.run(
         [sys.executable, "-c", KILLED_WRITER, json.dumps(overrides)],
         cwd=repo,
