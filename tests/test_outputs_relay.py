@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from gpiozero import Device
@@ -11,6 +12,7 @@ from outputs_support import Receiver, commit_event, make_event, open_events_db, 
 
 from daemon.config import with_overrides
 from daemon.services.outputs import build_outputs
+from daemon.services.sinks.base import OutputError
 from daemon.services.sinks.relay import DoorRelay
 
 
@@ -128,3 +130,18 @@ async def test_grants_pulse_after_commit_and_are_never_replayed_after_a_restart(
     finally:
         await restarted.close()
         conn.close()
+
+
+async def test_an_outbox_that_cannot_open_stops_the_start_and_releases_the_relay(config, monkeypatch):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    monkeypatch.setattr(Device, "pin_factory", None)
+    overrides = {"webhooks": [{"url": "http://127.0.0.1:9/hook"}], "relay": {"pin": "17"}}
+    outputs = build_outputs(with_overrides(config, outputs=overrides), database=Path(config.server.state_dir))
+    with pytest.raises(OutputError, match="cannot open the outbox"):
+        await outputs.start()
+    assert outputs.status()["relay"]["connected"] is False  # closed again
+    # The pin is free: a new relay can claim it.
+    relay = DoorRelay("relay", "17")
+    await relay.start(lambda: None)
+    assert relay.status()["connected"] is True
+    await relay.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 from daemon.ops.ratelimit import RateLimitedLog
 from daemon.services.outbox import OutboxStore, SinkCounts
-from daemon.services.sinks.base import DeliveryError, DurableSink, EventRejected
+from daemon.services.sinks.base import DeliveryError, DurableSink, EventRejected, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,10 @@ class Dispatcher:
         """Open the outbox, forget rows of sinks no longer configured, start the sinks and their tasks."""
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="facegate-outbox")
-        self._store = await self._db(OutboxStore, self.database)
+        try:
+            self._store = await self._db(OutboxStore, self.database)
+        except (OSError, sqlite3.Error) as exc:
+            raise OutputError(f"cannot open the outbox in {self.database}: {exc}") from exc
         forgotten = await self._db(self._store.forget_sinks_except, list(self._states))
         if forgotten:
             log.warning("outbox: dropped %d undelivered events of outputs no longer configured", forgotten)

@@ -67,10 +67,15 @@ class Outputs:
             self.dispatcher.wake_threadsafe()
 
     async def start(self) -> None:
-        for sink in self.immediate:
-            await sink.start(lambda: None)
-        if self.dispatcher is not None:
-            await self.dispatcher.start()
+        """Open the outbox and start every output; on a failure, close what was started and raise."""
+        try:
+            for sink in self.immediate:
+                await sink.start(lambda: None)
+            if self.dispatcher is not None:
+                await self.dispatcher.start()
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self.dispatcher is not None:
