@@ -8,6 +8,7 @@ inside the transaction that inserts the event, the post-commit listener after CO
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import shutil
@@ -179,6 +180,8 @@ class Broker:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {workdir}/\n"
+            # as root, mosquitto would switch to its own user, who cannot write the temp dir
+            f"user {getpass.getuser()}\n"
         )
         self.process: subprocess.Popen[bytes] | None = None
 

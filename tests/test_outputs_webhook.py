@@ -167,7 +167,12 @@ async def test_undelivered_events_are_delivered_by_a_new_dispatcher_after_a_rest
     conn = open_events_db(outputs.database)
     await outputs.start()
     sent = [commit_event(conn, make_event(name=n), [outputs.enqueue], [outputs.on_committed]) for n in "ABC"]
-    await wait_until(lambda: outputs.status()["webhook:test"]["last_error"] is not None, "a failed attempt")
+
+    def failed_with_three_pending() -> bool:
+        status = outputs.status()["webhook:test"]
+        return status["last_error"] is not None and status["pending"] == 3
+
+    await wait_until(failed_with_three_pending, "a failed attempt")
     status = outputs.status()["webhook:test"]
     assert status["connected"] is False
     assert status["pending"] == 3

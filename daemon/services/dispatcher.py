@@ -143,9 +143,9 @@ class Dispatcher:
         state.reconnected.clear()
         while True:
             rows = await self._db(self._store.due, sink.name, BATCH)
+            await self._refresh_counts()  # pending counts the rows being delivered until they are gone
             if not rows:
                 state.failures = 0
-                await self._refresh_counts()
                 return
             for row in rows:
                 try:
@@ -153,7 +153,8 @@ class Dispatcher:
                         await sink.deliver(row.event, row.attempts + 1)
                 except EventRejected as exc:
                     state.rejected += 1
-                    log.warning("output %s: event %d dropped: %s", sink.name, row.event_id, exc)
+                    key = f"rejected:{sink.name}"
+                    self._warn.warning(key, "output %s: event %d dropped: %s", sink.name, row.event_id, exc)
                     await self._db(self._store.delivered, row.id)
                 except (DeliveryError, TimeoutError) as exc:
                     state.failures += 1
@@ -161,13 +162,11 @@ class Dispatcher:
                     if sink.last_error is None:
                         sink.last_error = error
                     await self._db(self._store.failed, row.id, error)
-                    await self._refresh_counts()
                     return
                 else:
                     state.failures = 0
                     state.delivered += 1
                     await self._db(self._store.delivered, row.id)
-            await self._refresh_counts()
 
     def _backoff(self, failures: int) -> float:
         return min(self.retry_initial * 2 ** min(failures - 1, 30), self.retry_max)

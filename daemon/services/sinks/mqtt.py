@@ -139,10 +139,10 @@ class MqttSink(DurableSink):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
-        client.connect_async(self.host, self.port, keepalive=self.keepalive)
-        client.loop_start()
         self._client = client
         self.connected = False
+        client.connect_async(self.host, self.port, keepalive=self.keepalive)
+        client.loop_start()  # from here on, paho's thread sets `connected`
 
     async def close(self) -> None:
         client, executor = self._client, self._executor
@@ -196,11 +196,11 @@ class MqttSink(DurableSink):
         if reason.is_failure:
             self._set_down(f"broker refused the connection: {reason}")
             return
+        self.connected, self.last_error = True, None  # before "online" is out: close() must say "offline"
         client.publish(self.availability_topic, "online", qos=QOS, retain=True)
         client.publish(f"{self.base}/door", "OFF", qos=QOS, retain=True)
         for topic, config in self.discovery_messages():
             client.publish(topic, json.dumps(config, separators=(",", ":")), qos=QOS, retain=True)
-        self.connected, self.last_error = True, None
         log.info("connected to the MQTT broker %s:%d", self.host, self.port)
         self._call_wake()
 
