@@ -90,6 +90,27 @@ def commit_event(
     return committed
 
 
+class MiniEventStore:
+    """The events store's interface as the door's EventStore offers it: hooks, listeners, insert."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = open_events_db(path)
+        self.hooks: list[Hook] = []
+        self.listeners: list[Listener] = []
+
+    def add_transaction_hook(self, hook: Hook) -> None:
+        self.hooks.append(hook)
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def insert(self, event: dict[str, Any]) -> dict[str, Any]:
+        return commit_event(self.conn, event, self.hooks, self.listeners)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 async def wait_until(predicate: Callable[[], bool], what: str, limit: float = 20.0) -> None:
     """Poll a condition; the limit only guards against a hang (the tests assert behaviour)."""
     deadline = time.monotonic() + limit

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gpiozero import Device
-from outputs_support import Receiver, commit_event, make_event, open_events_db, wait_until
+from outputs_support import MiniEventStore, Receiver, make_event, wait_until
 
 from daemon.api.outputs import OUTPUTS
 from daemon.config import with_overrides
@@ -22,11 +22,12 @@ async def test_health_reports_every_output(make_client, config, tmp_path, monkey
     try:
         client = await make_client(cfg)
         outputs = client.server.app[OUTPUTS]
-        conn = open_events_db(outputs.database)  # what the door's events store will do
-        event = commit_event(conn, make_event("granted"), [outputs.enqueue], [outputs.on_committed])
+        store = MiniEventStore(outputs.database)  # what the door's events store does
+        outputs.attach(store)
+        event = store.insert(make_event("granted"))
         await wait_until(lambda: len(receiver.accepted) == 1, "the delivery")
         await wait_until(lambda: outputs.status()["webhook:hq"]["pending"] == 0, "an empty outbox")
-        conn.close()
+        store.close()
         resp = await client.get("/health")
         body = await resp.json()
     finally:

@@ -7,17 +7,18 @@ The events store calls two things of ``Outputs``:
 - ``on_committed(event)``: a post-commit listener; pulses the door relay on a grant (never replayed)
   and wakes the dispatcher.
 
-The owner calls ``await start()`` once the loop runs and ``await close()`` at shutdown, and adds
-``status`` to /health. Nothing configured: every call is a no-op and no file is opened.
+``attach(store)`` registers both on an events store. The owner calls ``await start()`` once the loop
+runs (before the store's first insert, so the relay is ready) and ``await close()`` at shutdown, and
+adds ``status`` to /health. Nothing configured: every call is a no-op and no file is opened.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from daemon.config import Config
 from daemon.ops.ratelimit import RateLimitedLog
@@ -29,6 +30,14 @@ from daemon.services.sinks.registry import sinks_from_config
 log = logging.getLogger(__name__)
 
 EVENTS_DATABASE_NAME = "events.sqlite3"
+
+
+class EventHooks(Protocol):
+    """What the events store offers (daemon/library/events.py's EventStore)."""
+
+    def add_transaction_hook(self, hook: Callable[[sqlite3.Connection, int, Event], None]) -> None: ...
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None: ...
 
 
 class Outputs:
@@ -50,6 +59,13 @@ class Outputs:
     @property
     def configured(self) -> bool:
         return bool(self.immediate) or self.dispatcher is not None
+
+    def attach(self, store: EventHooks) -> None:
+        """Register the hook and the listener on the events store, before its first insert."""
+        if self.dispatcher is not None:
+            store.add_transaction_hook(self.enqueue)
+        if self.configured:
+            store.add_listener(self.on_committed)
 
     def enqueue(self, conn: sqlite3.Connection, event_id: int, event: Event) -> None:
         """In-transaction hook of the events store (errors abort the event's transaction, as they should)."""
