@@ -193,13 +193,20 @@ def mosquitto_binary() -> str | None:
 class Broker:
     """Debian's mosquitto on a free 127.0.0.1 port with a temp config; can be stopped and restarted."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, users: dict[str, str] | None = None) -> None:
         self.binary, self.workdir = binary, workdir
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
+        access = "allow_anonymous true\n"
+        if users:
+            passwd = workdir / "passwd"
+            passwd.touch(0o600)
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
+            access = f"allow_anonymous false\npassword_file {passwd}\n"
         # persistence: subscribers' sessions (and their queued messages) survive a broker restart
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"listener {self.port} 127.0.0.1\n{access}"
             f"persistence true\npersistence_location {workdir}/\n"
             # as root, mosquitto would switch to its own user, who cannot write the temp dir
             f"user {getpass.getuser()}\n"
@@ -243,7 +250,9 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 class Subscriber:
     """A plain paho client recording (topic, payload, retain) of everything under the given filters."""
 
-    def __init__(self, port: int, *filters: str, persistent: bool = False) -> None:
+    def __init__(
+        self, port: int, *filters: str, persistent: bool = False, auth: tuple[str, str] | None = None
+    ) -> None:
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -253,6 +262,8 @@ class Subscriber:
         self.client.on_connect = lambda c, *_: c.subscribe([(f, 1) for f in filters])
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
+        if auth is not None:
+            self.client.username_pw_set(*auth)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         if not self._subscribed.wait(10):

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from outputs_support import (
     Broker,
     Subscriber,
     commit_event,
     make_event,
+    mosquitto_binary,
     open_events_db,
     wait_until,
 )
@@ -158,3 +161,35 @@ async def test_events_committed_while_the_broker_is_down_arrive_after_it_returns
     assert sorted(set(received)) == [e["id"] for e in sent]  # at least once each, nothing else
     assert list(dict.fromkeys(received)) == [e["id"] for e in sent]  # first arrivals in commit order
     sub.close()
+
+
+async def test_a_broker_with_passwords(config, tmp_path):
+    binary = mosquitto_binary()
+    if binary is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto is not installed (scripts/test installs Debian's mosquitto when run as root)")
+    secured = Broker(binary, tmp_path, users={"facegate": "door-pass", "watcher": "watch-pass"})
+    secured.start()
+    try:
+        sub = Subscriber(secured.port, f"{BASE}/#", auth=("watcher", "watch-pass"))
+        password = tmp_path / "mqtt_password"
+        password.write_text("door-pass\n")
+        outputs = mqtt_outputs(config, secured.port, username="facegate", password_file=str(password))
+        await outputs.start()
+        try:
+            await wait_until(lambda: sub.on(f"{BASE}/availability") == ["online"], "online")
+        finally:
+            await outputs.close()
+
+        password.write_text("wrong\n")
+        refused = mqtt_outputs(config, secured.port, username="facegate", password_file=str(password))
+        await refused.start()
+        try:
+            await wait_until(lambda: refused.status()["mqtt"]["last_error"] is not None, "the refusal")
+            status = refused.status()["mqtt"]
+            assert status["connected"] is False
+            assert "refused" in status["last_error"]
+        finally:
+            await refused.close()
+        sub.close()
+    finally:
+        secured.stop()

@@ -205,7 +205,7 @@ class MqttSink(DurableSink):
         self._call_wake()
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if self._closing:
+        if self._closing or not self.connected:  # a refused connection already said why
             self.connected = False
             return
         self._set_down(f"disconnected from the broker: {reason}")
