@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from outputs_support import (
     EVENTS_DDL,
+    MiniEventStore,
     Receiver,
     commit_event,
     free_port,
@@ -345,3 +346,28 @@ def test_nothing_configured_means_nothing_runs(config):
     assert not outputs.configured
     assert outputs.status() == {}
     assert not (Path(config.server.state_dir) / "events.sqlite3").exists()
+
+
+async def test_a_dead_webhook_holds_back_no_other_output(config, receiver, secret_file):
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    hooks = [
+        {"url": dead, "name": "dead", "secret_file": str(secret_file)},
+        {"url": receiver.url, "name": "alive", "secret_file": str(secret_file)},
+    ]
+    settings = {"webhooks": hooks, "retry_initial_seconds": 0.02, "retry_max_seconds": 0.2}
+    outputs = build_outputs(with_overrides(config, outputs=settings))
+    store = MiniEventStore(outputs.database)
+    outputs.attach(store)
+    await outputs.start()
+    try:
+        sent = [store.insert(make_event(name=n)) for n in "ABCD"]
+        await wait_until(lambda: len(receiver.accepted) == 4, "the live receiver's deliveries")
+        await wait_until(lambda: outputs.status()["webhook:dead"]["failures_in_a_row"] >= 2, "retries")
+        status = outputs.status()
+    finally:
+        await outputs.close()
+        store.close()
+    assert receiver.accepted_ids() == [e["id"] for e in sent]
+    assert status["webhook:alive"]["pending"] == 0
+    assert status["webhook:dead"]["pending"] == 4
+    assert status["webhook:dead"]["connected"] is False
