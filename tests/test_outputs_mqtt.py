@@ -147,7 +147,12 @@ async def test_events_committed_while_the_broker_is_down_arrive_after_it_returns
         sent = [
             commit_event(conn, make_event(name=n), [outputs.enqueue], [outputs.on_committed]) for n in "ABC"
         ]
-        await wait_until(lambda: outputs.status()["mqtt"]["pending"] == 3, "three pending events")
+
+        def down_with_three_pending() -> bool:
+            status = outputs.status()["mqtt"]
+            return status["pending"] == 3 and status["last_error"] is not None
+
+        await wait_until(down_with_three_pending, "three pending events")
         status = outputs.status()["mqtt"]
         assert status["connected"] is False
         assert "cannot connect" in status["last_error"]

@@ -362,6 +362,7 @@ async def test_a_dead_webhook_holds_back_no_other_output(config, receiver, secre
     try:
         sent = [store.insert(make_event(name=n)) for n in "ABCD"]
         await wait_until(lambda: len(receiver.accepted) == 4, "the live receiver's deliveries")
+        await wait_until(lambda: outputs.status()["webhook:alive"]["pending"] == 0, "the live outbox empty")
         await wait_until(lambda: outputs.status()["webhook:dead"]["failures_in_a_row"] >= 2, "retries")
         status = outputs.status()
     finally:
