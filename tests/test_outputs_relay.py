@@ -145,3 +145,10 @@ async def test_an_outbox_that_cannot_open_stops_the_start_and_releases_the_relay
     await relay.start(lambda: None)
     assert relay.status()["connected"] is True
     await relay.close()
+
+
+def test_the_service_may_reach_the_gpio_chips():
+    repo = Path(__file__).resolve().parent.parent
+    unit = (repo / "systemd" / "facegate.service").read_text().splitlines()
+    assert "DeviceAllow=char-gpiochip rw" in unit
+    assert "m facegate gpio" in (repo / "systemd" / "facegate.sysusers").read_text().splitlines()
