@@ -1,12 +1,17 @@
-"""The outputs inside the daemon: started and stopped with the app, each output's status in /health."""
+"""The outputs inside the daemon: fed by the door's events store, started with the app, in /health."""
 
 from __future__ import annotations
 
-from gpiozero import Device
-from outputs_support import MiniEventStore, Receiver, make_event, wait_until
+import json
+import time
 
+from gpiozero import Device
+from outputs_support import Receiver, wait_until
+
+from daemon.api.door import DOOR
 from daemon.api.outputs import OUTPUTS
 from daemon.config import with_overrides
+from daemon.library.events import NewEvent
 
 
 async def test_health_reports_every_output(make_client, config, tmp_path, monkeypatch):
@@ -22,17 +27,19 @@ async def test_health_reports_every_output(make_client, config, tmp_path, monkey
     try:
         client = await make_client(cfg)
         outputs = client.server.app[OUTPUTS]
-        store = MiniEventStore(outputs.database)  # what the door's events store does
-        outputs.attach(store)
-        event = store.insert(make_event("granted"))
+        store = client.server.app[DOOR].events  # the door's events store, opened by the app
+        assert store is not None and store.path == outputs.database
+        event = store.insert(
+            NewEvent(time.time(), "front", "granted", "match", 7, "tok", "Ada", ["staff"], 90.0)
+        )
         await wait_until(lambda: len(receiver.accepted) == 1, "the delivery")
         await wait_until(lambda: outputs.status()["webhook:hq"]["pending"] == 0, "an empty outbox")
-        store.close()
         resp = await client.get("/health")
         body = await resp.json()
     finally:
         await receiver.stop()
     assert receiver.accepted_ids() == [event["id"]]
+    assert json.loads(receiver.accepted[0]["body"]) == event  # the store's own event JSON
     webhook, relay = body["outputs"]["webhook:hq"], body["outputs"]["relay"]
     assert webhook["last_error"] is None
     assert (webhook["kind"], webhook["connected"], webhook["pending"], webhook["dropped"]) == (
