@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from conftest import AUTH
 from gpiozero import Device
 from outputs_support import Receiver, wait_until
 
@@ -34,7 +35,7 @@ async def test_health_reports_every_output(make_client, config, tmp_path, monkey
         )
         await wait_until(lambda: len(receiver.accepted) == 1, "the delivery")
         await wait_until(lambda: outputs.status()["webhook:hq"]["pending"] == 0, "an empty outbox")
-        resp = await client.get("/health")
+        resp = await client.get("/health", headers=AUTH)
         body = await resp.json()
     finally:
         await receiver.stop()
@@ -58,6 +59,6 @@ async def test_health_reports_every_output(make_client, config, tmp_path, monkey
 
 async def test_no_outputs_no_health_section(make_client, config):
     client = await make_client(config)
-    body = await (await client.get("/health")).json()
+    body = await (await client.get("/health", headers=AUTH)).json()
     assert "outputs" not in body
     assert not client.server.app[OUTPUTS].configured
