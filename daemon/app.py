@@ -22,6 +22,7 @@ from daemon.api.door import setup_door_api
 from daemon.api.features import setup_feature_api
 from daemon.api.middleware import make_request_middleware
 from daemon.api.ops_api import setup_ops_api
+from daemon.api.outputs import setup_outputs
 from daemon.api.privacy import FORM_OVERHEAD as PRIVACY_FORM_OVERHEAD
 from daemon.api.privacy import PRIVACY_PATHS, setup_privacy_api
 from daemon.api.stream import setup_stream_api
@@ -85,6 +86,7 @@ def build_app(
     setup_stream_api(app, detection_engine_factory)
     setup_stream_links(app)
     setup_tasks_api(app, detection_engine_factory)
+    setup_outputs(app)
     setup_ops_api(app)  # after the device API: uses its library; its disk-floor middleware goes last
     setup_config_api(app)
     if config.ui.enabled:

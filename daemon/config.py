@@ -533,6 +533,70 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """One webhook receiver (docs/API.md, Webhooks)."""
+
+    url: str = setting("", "http:// or https:// URL the events are POSTed to")
+    name: str = setting("", "name in /health and the outbox; empty: host and path of the URL")
+    secret_file: str = setting(
+        "", "file holding the HMAC secret; empty: <state_dir>/webhook_secret, created on first start"
+    )
+    timeout: float = setting(5.0, "seconds one delivery may take", min=0.1, max=120)
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """MQTT: events, availability (last will) and Home Assistant discovery (docs/API.md, MQTT)."""
+
+    host: str = setting("", "broker host name or address; empty: no MQTT")
+    port: int = setting(1883, "broker port", min=1, max=65535)
+    username: str = setting("", "user name; empty: anonymous")
+    password_file: str = setting("", "file holding the password (never in this file)")
+    tls: bool = setting(False, "connect with TLS, checking the broker against the system CAs")
+    topic_prefix: str = setting("facegate", "topics are <topic_prefix>/<device>/…")
+    discovery: bool = setting(True, "publish Home Assistant discovery (a 'Last person' sensor, a 'Door')")
+    discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
+    keepalive: int = setting(30, "seconds between keep-alive pings", min=5, max=3600)
+    timeout: float = setting(10.0, "seconds to connect, or for the broker to acknowledge a message", min=0.5)
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """The door relay: a GPIO line pulsed on every granted decision (docs/OPERATIONS.md, Door outputs)."""
+
+    pin: str = setting("", "GPIO of the relay: '17' (BCM number), 'GPIO17' or 'BOARD11'; empty: no relay")
+    active_high: bool = setting(True, "the relay closes when the line is high (false: when it is low)")
+    pulse_seconds: float = setting(1.0, "how long the line stays active per grant", min=0.05, max=60)
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    """Door outputs: webhooks and MQTT from a durable outbox, the relay at once (docs/OPERATIONS.md)."""
+
+    device: str = setting(
+        "", "this device's name in MQTT topics and discovery (letters, digits, _ and -); empty: host name"
+    )
+    webhooks: list[WebhookConfig] = setting(
+        [], "webhook receivers, each {url, name, secret_file, timeout} (docs/API.md, Webhooks)"
+    )
+    outbox_max_rows: int = setting(
+        10000, "undelivered events kept per webhook/MQTT; beyond, the oldest are dropped (counted)", min=1
+    )
+    retry_initial_seconds: float = setting(1.0, "first retry delay after a failed delivery", min=0.01)
+    retry_max_seconds: float = setting(300.0, "the retry delay doubles up to this", min=0.01)
+    mqtt: MqttConfig = section(MqttConfig)
+    relay: RelayConfig = section(RelayConfig)
+
+    def __post_init__(self) -> None:
+        if self.device and not all(c.isascii() and (c.isalnum() or c in "_-") for c in self.device):
+            raise ValueError(f"device {self.device!r}: use letters, digits, _ and - only")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = section(ServerConfig)
     limits: LimitsConfig = section(LimitsConfig)
@@ -554,6 +618,7 @@ class Config:
     blink: BlinkConfig = section(BlinkConfig)
     ui: UiConfig = section(UiConfig)
     checkin: CheckinConfig = section(CheckinConfig)
+    outputs: OutputsConfig = section(OutputsConfig)
 
     def __post_init__(self) -> None:
         try:

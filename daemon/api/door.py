@@ -27,6 +27,7 @@ from daemon.api.device_errors import InvalidParameter, device_endpoint
 from daemon.api.device_keys import LIBRARY
 from daemon.api.device_params import paging, parse_object
 from daemon.api.families import CODE_NOT_FOUND, CODE_OVERLOADED, device_ok, device_response
+from daemon.api.outputs import OUTPUTS
 from daemon.appkeys import CONFIG, STATUS
 from daemon.errors import ConfigError
 from daemon.library.events import DECISIONS, EventFilter
@@ -49,6 +50,8 @@ def setup_door_api(app: web.Application, engine_factory: Callable[[], VisionEngi
         return stream.pipeline.capture if stream is not None and stream.pipeline is not None else None
 
     service = DoorService(app[CONFIG], engine_factory, app[LIBRARY], capture)
+    if OUTPUTS in app:  # webhooks, MQTT, the relay: started before the door (setup_outputs comes first)
+        service.events_openers.append(app[OUTPUTS].attach)
     app[DOOR] = service
     app[STATUS].add_reporter("door", service.health)
     app.cleanup_ctx.append(_door_ctx)

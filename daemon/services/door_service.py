@@ -56,6 +56,9 @@ class DoorService:
         self.settings_store = DoorSettingsStore(config.checkin, config.state_path)
         self.settings: CheckinConfig = config.checkin
         self.events: EventStore | None = None
+        #: called with the events store once it is open, before the door runs (the outputs attach
+        #: their outbox hook and relay listener here, so no event can miss them)
+        self.events_openers: list[Callable[[EventStore], None]] = []
         self.broker: EventBroker | None = None
         self._io: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
@@ -77,6 +80,8 @@ class DoorService:
         checkin = self.config.checkin
         self.broker = EventBroker(loop, checkin.sse_max_clients, checkin.sse_queue)
         self.events.add_listener(self.broker.publish_threadsafe)
+        for opened in self.events_openers:
+            opened(self.events)
         if not checkin.enabled:
             return
         self._library.protected_groups = lambda: frozenset(self.settings.groups)

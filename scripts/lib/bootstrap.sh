@@ -55,6 +55,10 @@ ensure_venv() {
       || pkgs+=(python3-dev)
     "$VENV/bin/python" -c 'import systemd.daemon' 2>/dev/null || apt_install "${pkgs[@]}"
   fi
+  if [ "$extra" = test ]; then
+    # The MQTT tests start a real broker, Debian's mosquitto (they are skipped, saying so, without it).
+    command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto || true
+  fi
   want=$(cat "$FACEGATE_ROOT/setup.cfg" "$FACEGATE_ROOT/constraints.txt" | sha256sum | cut -c1-16)
   stamp="$VENV/.facegate-installed-${extra:-runtime}"
   # The test extra includes the runtime, so a venv set up for tests also serves scripts/run.
