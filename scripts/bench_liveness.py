@@ -54,8 +54,9 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def largest(engine: VisionEngine, rgb: np.ndarray) -> Face | None:
+    """The largest face, refined as the device API does before it scores liveness."""
     faces = engine.find_faces(rgb)
-    return max(faces, key=lambda f: f.area) if faces else None
+    return engine.refine(rgb, max(faces, key=lambda f: f.area)) if faces else None
 
 
 def tight_crop(rgb: np.ndarray, face: Face, factor: float = TIGHT) -> np.ndarray:
@@ -160,7 +161,8 @@ def wider(
         if not truth:
             continue
         rgb = load_rgb(folder / rel)
-        for face in engine.detect(rgb, "short") + engine.detect(rgb, "full"):
+        for found in engine.detect(rgb, "short") + engine.detect(rgb, "full"):
+            face = engine.refine(rgb, found)
             if not truth:
                 break
             best = max(truth, key=lambda b: box_iou(face.box, tuple(b)))
