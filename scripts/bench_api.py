@@ -158,8 +158,13 @@ def start_daemon(state: Path) -> Daemon:
     raise SystemExit(f"the daemon did not start; its log:\n{log.read_text(errors='replace')}")
 
 
+SEARCH_IMAGE: list[Path] = []  # --search-image: a file to search with instead
+
+
 def search_image() -> bytes:
-    """A 640×480 JPEG with obama2's face (about 150 px) on a grey background."""
+    """A 640×480 JPEG with obama2's face (about 150 px) on a grey background (or --search-image)."""
+    if SEARCH_IMAGE:
+        return SEARCH_IMAGE[0].read_bytes()
     rgb = read_rgb(FACES / "obama2.jpg")
     scale = 480 / rgb.shape[0]
     small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -255,8 +260,11 @@ async def quiet_run(
     return best
 
 
-async def wait_quiet(daemon: Daemon, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
+QUIET_TIMEOUT = [300.0]  # --quiet-timeout
+
+
+async def wait_quiet(daemon: Daemon, timeout: float | None = None) -> None:
+    deadline = time.monotonic() + (QUIET_TIMEOUT[0] if timeout is None else timeout)
     while time.monotonic() < deadline:
         busy0, cpu0 = machine_busy_seconds(), daemon.cpu_seconds()
         await asyncio.sleep(2.0)
@@ -377,7 +385,9 @@ async def main_async(args: argparse.Namespace) -> int:
             tokens = await enroll_real(daemon)
             await check_match(daemon, tokens["obama.jpg"], args.liveness)
             search_rows = await bench_search(daemon, args.requests, args.clients, args.liveness)
-            register_rows = await bench_register(daemon, args.registrations, [1, 4])
+            register_rows = (
+                await bench_register(daemon, args.registrations, [1, 4]) if args.registrations else []
+            )
             after = daemon.memory()
         finally:
             daemon.stop()
@@ -429,7 +439,15 @@ def main() -> int:
     parser.add_argument("--rss-sizes", type=int, nargs="+", default=[0, 10_000, 100_000])
     parser.add_argument("--keep", action="store_true", help="keep the state dirs (printed)")
     parser.add_argument("--liveness", action="store_true", help="searches with livenessEnabled: true")
-    return asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--search-image", type=Path, help="search with this file (e.g. a live camera frame)")
+    parser.add_argument(
+        "--quiet-timeout", type=float, default=300.0, help="longest wait for an idle machine (s)"
+    )
+    args = parser.parse_args()
+    if args.search_image:
+        SEARCH_IMAGE.append(args.search_image)
+    QUIET_TIMEOUT[0] = args.quiet_timeout
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

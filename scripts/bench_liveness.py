@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every score")
     args = parser.parse_args(argv)
     defaults = Config().liveness
+    cv2.setNumThreads(1)  # as the daemon (daemon/serve.py): parallelism comes from the worker pool
     threshold = defaults.min_score if args.threshold is None else args.threshold
     calibration = WIDER_BOXES if args.box is None else BoxCalibration(*args.box)
     paths = ModelPaths.resolve(REPO / "models")
