@@ -41,7 +41,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.validate_config:
         from daemon.vision.engine import ModelPaths
 
-        ModelPaths.resolve(config.models_path, config.models.embedding)  # ModelError: exit 3
+        ModelPaths.resolve(config.models_path, config.models.embedding, config.liveness.enabled)  # exit 3
         print(f"config OK: {args.config or 'built-in defaults'}; models OK: {config.models_path}")
         return 0
     from daemon.ops.state import state_dir_problem
