@@ -179,3 +179,15 @@ def test_converter_sources_are_the_documented_files():
     ):
         assert digest in text
     assert "Apache License" in (SAMPLES / "LICENSE").read_text()
+
+
+def test_engine_holds_the_liveness_model_only_where_faces_are_recognised(engine, model_paths, crops):
+    from daemon.vision.engine import VisionEngine
+
+    _, bgr, face = crops[2]
+    assert engine.liveness is not None and model_paths.liveness
+    assert engine.liveness_score(bgr, face) == pytest.approx(engine.liveness.score(bgr, face))
+    detection_only = VisionEngine(model_paths, 1, with_embedder=False)
+    assert detection_only.liveness is None
+    with pytest.raises(RuntimeError):
+        detection_only.liveness_score(bgr, face)

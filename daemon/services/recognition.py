@@ -5,6 +5,10 @@ group's groupScore into a largest distance and hands the index one (group mask, 
 distinct score, so a face passes when its score reaches the lowest groupScore among the searched
 groups it is bound to (DEVICE_API.md 3.2, Decision). The image work and the index search run as one
 job in the inference pool; only the hits' details are read from SQLite afterwards.
+
+With livenessEnabled, each image's largest face is also judged by the passive liveness models
+(``judge_liveness``: live / spoof / no_context, config ``liveness``); in 3.2 a face not judged live
+matches nobody (the index is not searched), in 3.1 the verdict is reported per image.
 """
 
 from __future__ import annotations
