@@ -41,7 +41,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.validate_config:
         from daemon.vision.engine import ModelPaths
 
-        ModelPaths.resolve(config.models_path, config.models.embedding)  # ModelError: exit 3
+        ModelPaths.resolve(config.models_path, config.models.embedding, config.liveness.enabled)  # exit 3
         print(f"config OK: {args.config or 'built-in defaults'}; models OK: {config.models_path}")
         return 0
     from daemon.ops.state import state_dir_problem
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_defaults(sub)
-    from daemon import cli_access, cli_client, cli_door, cli_ops, cli_tools, cli_video
+    from daemon import cli_access, cli_client, cli_door, cli_liveness, cli_ops, cli_tools, cli_video
 
     cli_access.add_commands(sub)
     cli_tools.add_commands(sub)
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_video.add_commands(sub)
     cli_ops.add_commands(sub)
     cli_door.add_commands(sub)
+    cli_liveness.add_commands(sub)
     return parser
 
 

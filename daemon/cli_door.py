@@ -57,7 +57,9 @@ def _cmd_checkin_video(args: argparse.Namespace) -> int:
         raise VideoError(f"video file not found: {args.video}")
     if not config.database_path.is_file():
         raise VideoError(f"no face library at {config.database_path} (use --state-dir)")
-    engine = engine_from_config(config, ModelPaths.resolve(config.models_path, config.models.embedding))
+    engine = engine_from_config(
+        config, ModelPaths.resolve(config.models_path, config.models.embedding, config.liveness.enabled)
+    )
     store = FaceStore(config.database_path)
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), model_id_of(config.models.embedding))

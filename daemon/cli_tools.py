@@ -52,7 +52,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _engine(config: Config) -> VisionEngine:
-    return engine_from_config(config, ModelPaths.resolve(config.models_path, config.models.embedding))
+    paths = ModelPaths.resolve(config.models_path, config.models.embedding, config.liveness.enabled)
+    return engine_from_config(config, paths)
 
 
 def _read(path: Path):

@@ -597,6 +597,27 @@ class OutputsConfig:
 
 
 @dataclass(frozen=True)
+class LivenessConfig:
+    """Passive liveness (MiniFASNet) for device API 3.1/3.2 with livenessEnabled (docs/API.md)."""
+
+    enabled: bool = setting(
+        True, "load the liveness models; false: livenessEnabled requests get 104906 LIVENESS_NOT_AVAILABLE"
+    )
+    min_score: float = setting(
+        40.0,
+        "livenessScore (0–100) below which a face counts as a spoof (docs/BENCHMARKS.md)",
+        min=0,
+        max=100,
+    )
+    min_context: float = setting(
+        1.8,
+        "an image spanning fewer face sizes than this (a tight face crop) has too little context to judge: "
+        "livenessScore 0, spoof",
+        min=0,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = section(ServerConfig)
     limits: LimitsConfig = section(LimitsConfig)
@@ -619,6 +640,7 @@ class Config:
     ui: UiConfig = section(UiConfig)
     checkin: CheckinConfig = section(CheckinConfig)
     outputs: OutputsConfig = section(OutputsConfig)
+    liveness: LivenessConfig = section(LivenessConfig)
 
     def __post_init__(self) -> None:
         try:

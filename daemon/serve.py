@@ -33,7 +33,7 @@ log = logging.getLogger("facegate")
 
 async def serve(config: Config, notifier: SystemdNotifier) -> int:
     """Run until SIGTERM/SIGINT; the process exit code."""
-    model_paths = ModelPaths.resolve(config.models_path, config.models.embedding)
+    model_paths = ModelPaths.resolve(config.models_path, config.models.embedding, config.liveness.enabled)
     # Parallelism comes from the worker pool; OpenCV's own thread pool per call would oversubscribe the
     # cores (a 4-core Pi with 2 workers would run 8 OpenCV threads).
     cv2.setNumThreads(1)

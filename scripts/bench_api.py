@@ -158,8 +158,13 @@ def start_daemon(state: Path) -> Daemon:
     raise SystemExit(f"the daemon did not start; its log:\n{log.read_text(errors='replace')}")
 
 
+SEARCH_IMAGE: list[Path] = []  # --search-image: a file to search with instead
+
+
 def search_image() -> bytes:
-    """A 640×480 JPEG with obama2's face (about 150 px) on a grey background."""
+    """A 640×480 JPEG with obama2's face (about 150 px) on a grey background (or --search-image)."""
+    if SEARCH_IMAGE:
+        return SEARCH_IMAGE[0].read_bytes()
     rgb = read_rgb(FACES / "obama2.jpg")
     scale = 480 / rgb.shape[0]
     small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -255,8 +260,11 @@ async def quiet_run(
     return best
 
 
-async def wait_quiet(daemon: Daemon, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
+QUIET_TIMEOUT = [300.0]  # --quiet-timeout
+
+
+async def wait_quiet(daemon: Daemon, timeout: float | None = None) -> None:
+    deadline = time.monotonic() + (QUIET_TIMEOUT[0] if timeout is None else timeout)
     while time.monotonic() < deadline:
         busy0, cpu0 = machine_busy_seconds(), daemon.cpu_seconds()
         await asyncio.sleep(2.0)
@@ -280,9 +288,9 @@ def ms(values: list[float], q: float) -> str:
     return f"{np.percentile(values, q) * 1000:.1f}" if values else "-"
 
 
-async def bench_search(daemon: Daemon, requests: int, levels: list[int]) -> list[str]:
+async def bench_search(daemon: Daemon, requests: int, levels: list[int], liveness: bool = False) -> list[str]:
     image = base64.b64encode(search_image()).decode()
-    body = {"image": image, "group": [DEFAULT_GROUP], "topN": 1}
+    body = {"image": image, "group": [DEFAULT_GROUP], "topN": 1, "livenessEnabled": liveness}
     warm = await hammer(daemon, "/api/face/search", [body] * 6, 1)
     assert warm.latencies, f"searches fail: {warm.errors}"
     rows = [
@@ -302,8 +310,9 @@ async def bench_search(daemon: Daemon, requests: int, levels: list[int]) -> list
     return rows
 
 
-async def check_match(daemon: Daemon, obama_token: str) -> None:
-    body = {"image": base64.b64encode(search_image()).decode(), "group": [DEFAULT_GROUP], "topN": 5}
+async def check_match(daemon: Daemon, obama_token: str, liveness: bool = False) -> None:
+    image = base64.b64encode(search_image()).decode()
+    body = {"image": image, "group": [DEFAULT_GROUP], "topN": 5, "livenessEnabled": liveness}
     headers = {"Authorization": f"Bearer {daemon.token}"}
     url = daemon.url + "/api/face/search"
     async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as r:
@@ -311,6 +320,7 @@ async def check_match(daemon: Daemon, obama_token: str) -> None:
     top1 = data.get("top1") or {}
     print(
         f"search check: top1 {top1.get('faceToken')} score {top1.get('searchScore')} (obama: {obama_token})"
+        + (f", liveness {data['detectionResult'].get('liveness')}" if liveness else "")
     )
 
 
@@ -373,9 +383,11 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             mem = daemon.memory()
             tokens = await enroll_real(daemon)
-            await check_match(daemon, tokens["obama.jpg"])
-            search_rows = await bench_search(daemon, args.requests, args.clients)
-            register_rows = await bench_register(daemon, args.registrations, [1, 4])
+            await check_match(daemon, tokens["obama.jpg"], args.liveness)
+            search_rows = await bench_search(daemon, args.requests, args.clients, args.liveness)
+            register_rows = (
+                await bench_register(daemon, args.registrations, [1, 4]) if args.registrations else []
+            )
             after = daemon.memory()
         finally:
             daemon.stop()
@@ -402,7 +414,11 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"state dirs kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"\n## POST /api/face/search, 640×480 JPEG, {args.faces} faces + {len(ENROLLED)} real ones, top 1")
+    liveness = ", livenessEnabled" if args.liveness else ""
+    print(
+        f"\n## POST /api/face/search, 640×480 JPEG, {args.faces} faces + {len(ENROLLED)} real ones, "
+        f"top 1{liveness}"
+    )
     print("\n".join(search_rows))
     print(f"\n## POST /api/faces (registration, sync=FULL), real image variants, {args.faces}-face library")
     print("\n".join(register_rows))
@@ -422,7 +438,16 @@ def main() -> int:
     parser.add_argument("--registrations", type=int, default=40, help="registrations per level (1, 4)")
     parser.add_argument("--rss-sizes", type=int, nargs="+", default=[0, 10_000, 100_000])
     parser.add_argument("--keep", action="store_true", help="keep the state dirs (printed)")
-    return asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--liveness", action="store_true", help="searches with livenessEnabled: true")
+    parser.add_argument("--search-image", type=Path, help="search with this file (e.g. a live camera frame)")
+    parser.add_argument(
+        "--quiet-timeout", type=float, default=300.0, help="longest wait for an idle machine (s)"
+    )
+    args = parser.parse_args()
+    if args.search_image:
+        SEARCH_IMAGE.append(args.search_image)
+    QUIET_TIMEOUT[0] = args.quiet_timeout
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

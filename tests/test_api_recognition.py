@@ -104,7 +104,10 @@ async def test_compare_errors_name_the_image(client):
     assert body["msg"] == "INVALID_PARAMETER:image2 is required"
 
 
-async def test_liveness_requests_get_a_clear_error_not_a_score(client):
+async def test_liveness_on_a_device_with_liveness_disabled_is_a_clear_error(make_client, config):
+    # 104906 is only for a device whose liveness model is deliberately disabled (liveness.enabled:
+    # false); with liveness on, tests/test_api_liveness.py.
+    client = await make_client(with_overrides(config, liveness={"enabled": False}))
     enrolled = await enroll(client, OBAMA)
     body = await call(
         client,

@@ -178,15 +178,21 @@ def test_settings_validated_like_the_file_persisted_and_refused_whole(tmp_path: 
     assert store.reset() == CheckinConfig() and not (tmp_path / "door-settings.json").exists()
 
 
-def test_liveness_registry_refuses_what_is_not_installed(engine) -> None:
+def test_liveness_registry_refuses_what_is_not_installed(engine, model_paths) -> None:
+    from dataclasses import replace
+
+    from daemon.vision.engine import VisionEngine
+
     assert set(POLICIES) == {"off", "passive", "passive+blink"}
     settings = LivenessSettings()
-    off = build_policy("off", engine, settings)
+    no_model = VisionEngine(replace(model_paths, liveness=()), 1)  # liveness.enabled: false
+    off = build_policy("off", no_model, settings)
     assert off.available and not off.required
     for name in ("passive", "passive+blink"):
-        policy = build_policy(name, engine, settings)
+        policy = build_policy(name, no_model, settings)
         assert policy.required and not policy.available
         assert policy.unavailable and policy.unavailable.startswith("liveness not available")
+    assert build_policy("passive", engine, settings).available  # the shipped passive model
 
     class WithPassive:
         def liveness_score(self, image, face) -> float:

@@ -38,11 +38,13 @@ def door_env(tmp_path_factory: pytest.TempPathFactory, engine) -> dict:
     return {"root": root, "state": root / "state", "clip": clip, "tokens": tokens}
 
 
-def run(capsys, door_env: dict, *extra: str, checkin: dict | None = None) -> tuple[list[dict], dict]:
+def run(
+    capsys, door_env: dict, *extra: str, checkin: dict | None = None, **sections: dict
+) -> tuple[list[dict], dict]:
     args = ["checkin-video", str(door_env["clip"]), "--state-dir", str(door_env["state"]), "--json", *extra]
     if checkin is not None:
         path = door_env["root"] / "door.yaml"
-        path.write_text(yaml.safe_dump({"checkin": checkin}))
+        path.write_text(yaml.safe_dump({"checkin": checkin, **sections}))
         args += ["--config", str(path)]
     assert main(args) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
@@ -79,7 +81,9 @@ def test_biden_is_granted_when_the_door_opens_to_default(capsys, door_env: dict)
 
 
 def test_required_liveness_without_a_check_refuses_every_grant(capsys, door_env: dict) -> None:
-    events, summary = run(capsys, door_env, checkin={"groups": ["staff"], "liveness": "passive"})
+    # The passive model deliberately disabled (liveness.enabled: false): no check, so no grant.
+    checkin = {"groups": ["staff"], "liveness": "passive"}
+    events, summary = run(capsys, door_env, checkin=checkin, liveness={"enabled": False})
     assert summary["events"]["granted"] == 0
     obama = [e for e in events if e["name"] == "obama"]
     assert len(obama) == 1 and obama[0]["decision"] == "denied"

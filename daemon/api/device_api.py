@@ -31,7 +31,11 @@ def setup_device_api(app: web.Application) -> None:
     app[LIBRARY] = library
     app[ENROLLMENT] = EnrollmentService(pool, library, EnrollmentSettings.from_config(config.library))
     app[RECOGNITION] = RecognitionService(
-        pool, library, ScoreMapping(config.scores.anchors), recognition_limits(config.library)
+        pool,
+        library,
+        ScoreMapping(config.scores.anchors),
+        recognition_limits(config.library),
+        config.liveness,
     )
     app.cleanup_ctx.append(_library_ctx)
     app[STATUS].add_reporter("library", library.stats)

@@ -28,6 +28,9 @@ def detection_json(d: Detection, with_quality: bool) -> dict[str, Any]:
     }
     if with_quality:
         data["quality"] = d.quality
+    if d.liveness_score is not None:  # only when livenessEnabled was true
+        data["livenessScore"] = d.liveness_score
+        data["liveness"] = d.liveness
     return data
 
 

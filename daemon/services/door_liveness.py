@@ -88,6 +88,8 @@ class PassiveTrackLiveness:
 
 def passive_scorer(engine: Any) -> PassiveFn | None:
     """The engine's passive liveness model, when it has one (the liveness issue adds it)."""
+    if getattr(engine, "liveness", True) is None:  # a VisionEngine whose liveness is disabled
+        return None
     method = getattr(engine, "liveness_score", None)
     return method if callable(method) else None
 

@@ -5,6 +5,10 @@ group's groupScore into a largest distance and hands the index one (group mask, 
 distinct score, so a face passes when its score reaches the lowest groupScore among the searched
 groups it is bound to (DEVICE_API.md 3.2, Decision). The image work and the index search run as one
 job in the inference pool; only the hits' details are read from SQLite afterwards.
+
+With livenessEnabled, each image's largest face is also judged by the passive liveness models
+(``judge_liveness``: live / spoof / no_context, config ``liveness``); in 3.2 a face not judged live
+matches nobody (the index is not searched), in 3.1 the verdict is reported per image.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from daemon.config import LibraryConfig
+from daemon.config import LibraryConfig, LivenessConfig
 from daemon.library.types import FaceDetail, thresholds_by_score
 from daemon.services.enrollment import analyze_field, device_limits
 from daemon.services.face_errors import LivenessUnavailable, ModelMismatch
@@ -24,6 +28,7 @@ from daemon.services.workers import InferencePool
 from daemon.vision.embed import descriptor_distance
 from daemon.vision.engine import FaceAnalysis, VisionEngine
 from daemon.vision.image import ImageLimits
+from daemon.vision.liveness import context_of
 
 MAX_TOP_N = 5
 
@@ -47,6 +52,12 @@ class Detection:
     pitch: int
     blurness: float  # 0 sharp … 100 blurry
     quality: float  # 0 … 1, higher is better
+    liveness_score: float | None = None  # 0 … 100, higher = more likely live; None: not asked
+    liveness: str | None = None  # "live", "spoof" or "no_context"; None: not asked
+
+    @property
+    def is_live(self) -> bool:
+        return self.liveness == "live"
 
 
 @dataclass(frozen=True)
@@ -71,23 +82,37 @@ class SearchResult:
 
 class RecognitionService:
     def __init__(
-        self, pool: InferencePool, library: LibraryService, scores: ScoreMapping, limits: ImageLimits
+        self,
+        pool: InferencePool,
+        library: LibraryService,
+        scores: ScoreMapping,
+        limits: ImageLimits,
+        liveness: LivenessConfig | None = None,
     ) -> None:
         self._pool = pool
         self._library = library
         self._scores = scores
         self._limits = limits
+        self._liveness = liveness if liveness is not None and liveness.enabled else None
+
+    def _liveness_policy(self, requested: bool) -> LivenessConfig | None:
+        """The settings to judge liveness with, None when not requested; LivenessUnavailable when
+        requested from a device whose liveness is disabled."""
+        if not requested:
+            return None
+        if self._liveness is None:
+            raise LivenessUnavailable()
+        return self._liveness
 
     async def compare(self, image1: str, image2: str, liveness: bool = False) -> CompareResult:
         """Score of the largest face of each image. Raises LivenessUnavailable, ImageError,
         NoFaceDetected, Overloaded."""
-        if liveness:
-            raise LivenessUnavailable()
+        policy = self._liveness_policy(liveness)
         limits = self._limits
 
         def job(engine: VisionEngine) -> tuple[FaceAnalysis, Detection, FaceAnalysis, Detection]:
-            a, det_a = _analyze(engine, image1, "image1", limits)
-            b, det_b = _analyze(engine, image2, "image2", limits)
+            a, det_a = _analyze(engine, image1, "image1", limits, policy)
+            b, det_b = _analyze(engine, image2, "image2", limits, policy)
             return a, det_a, b, det_b
 
         a, det_a, b, det_b = await self._pool.run(job)
@@ -109,16 +134,17 @@ class RecognitionService:
         """
         if not 1 <= top_n <= MAX_TOP_N:
             raise ValueError(f"top_n must be 1..{MAX_TOP_N}")
-        if liveness:
-            raise LivenessUnavailable()
+        policy = self._liveness_policy(liveness)
         refs = await self._library.resolve_groups(group_ids)
         pairs = [(mask, self._scores.max_distance(score)) for mask, score in thresholds_by_score(refs)]
         limits, index, model_id = self._limits, self._library.index, self._library.model_id
 
         def job(engine: VisionEngine) -> tuple[Detection, list[tuple[int, float]], np.ndarray]:
-            analysis, detection = _analyze(engine, image, "image", limits)
+            analysis, detection = _analyze(engine, image, "image", limits, policy)
             if engine.embedder.model_id != model_id:
                 raise ModelMismatch(engine.embedder.model_id, model_id)
+            if policy is not None and not detection.is_live:
+                return detection, [], analysis.embedding  # a face judged not live matches nobody
             return detection, index.search(analysis.embedding, pairs, top_n), analysis.embedding
 
         detection, found, embedding = await self._pool.run(job)
@@ -132,11 +158,27 @@ class RecognitionService:
         return SearchResult(detection=detection, hits=hits, feature=feature)
 
 
+def judge_liveness(
+    engine: VisionEngine, rgb: np.ndarray, analysis: FaceAnalysis, policy: LivenessConfig
+) -> tuple[float, str]:
+    """livenessScore and verdict of the analysed face. An image spanning fewer than
+    ``policy.min_context`` face sizes (a tight crop) has too little context for the models: score 0,
+    "no_context" (fail closed: never a live verdict the models cannot back)."""
+    if engine.liveness is None:
+        raise LivenessUnavailable()
+    if context_of(rgb, analysis.face) < policy.min_context:
+        return 0.0, "no_context"
+    score = engine.liveness_score(rgb[..., ::-1], analysis.face)
+    return score, "live" if score >= policy.min_score else "spoof"
+
+
 def _analyze(
-    engine: VisionEngine, text: str, field: str, limits: ImageLimits
+    engine: VisionEngine, text: str, field: str, limits: ImageLimits, policy: LivenessConfig | None = None
 ) -> tuple[FaceAnalysis, Detection]:
-    """Decode one image field and analyse its largest face (NoFaceDetected names the field)."""
+    """Decode one image field and analyse its largest face (NoFaceDetected names the field); with a
+    liveness policy, judge its liveness too."""
     _, image, analysis = analyze_field(engine, text, field, limits)
+    liveness_score, liveness = judge_liveness(engine, image.rgb, analysis, policy) if policy else (None, None)
     left, top, right, bottom = image.to_source(analysis.face.clipped_box(image.width, image.height))
     q = analysis.quality
     detection = Detection(
@@ -149,5 +191,7 @@ def _analyze(
         pitch=round(q.pitch),
         blurness=float(q.blurness),
         quality=float(q.quality),
+        liveness_score=liveness_score,
+        liveness=liveness,
     )
     return analysis, detection

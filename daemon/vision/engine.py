@@ -19,6 +19,7 @@ from daemon.vision.boxes import box_iou
 from daemon.vision.detectors.base import FaceDetector
 from daemon.vision.detectors.registry import ALIASES, DETECTOR_BACKENDS, backend
 from daemon.vision.embed import Embedder
+from daemon.vision.liveness import LivenessModel, load_liveness
 from daemon.vision.models import resolve_model
 from daemon.vision.quality import FaceQuality, assess
 from daemon.vision.runtime import load_interpreter
@@ -35,9 +36,10 @@ class ModelPaths:
     embedding: Path
     embedding_variant: str
     detectors: dict[str, Path] = field(default_factory=dict)  # backend name -> model file
+    liveness: tuple[Path, ...] = ()  # the passive liveness models; () when liveness is disabled
 
     @classmethod
-    def resolve(cls, models_dir: Path, embedding_variant: str = "int8") -> ModelPaths:
+    def resolve(cls, models_dir: Path, embedding_variant: str = "int8", liveness: bool = True) -> ModelPaths:
         """Every model path after its sha256 check; ModelError names the first bad file."""
         return cls(
             detector_short=resolve_model(models_dir, "detector_short"),
@@ -47,6 +49,9 @@ class ModelPaths:
             detectors={
                 name: resolve_model(models_dir, b.model_key) for name, b in DETECTOR_BACKENDS.items()
             },
+            liveness=tuple(resolve_model(models_dir, k) for k in ("liveness_v2", "liveness_v1se"))
+            if liveness
+            else (),
         )
 
 
@@ -85,12 +90,23 @@ class VisionEngine:
             if with_embedder
             else None
         )
+        # Passive liveness: a separate object, built only where faces are recognised.
+        self.liveness: LivenessModel | None = None
+        if with_embedder and paths.liveness:
+            self.liveness = load_liveness(list(paths.liveness), num_threads)
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             raise RuntimeError("this engine was built for detection only (with_embedder=False)")
         return self._embedder
+
+    def liveness_score(self, image_bgr: np.ndarray, face: Face) -> float:
+        """Passive liveness of one face, 0–100 (higher = more likely live); RuntimeError if liveness is
+        off. How much context the image gave: daemon.vision.liveness.context_of."""
+        if self.liveness is None:
+            raise RuntimeError("this engine has no liveness model (liveness disabled or detection only)")
+        return self.liveness.score(image_bgr, face)
 
     def detect(
         self,
