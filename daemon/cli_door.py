@@ -12,7 +12,7 @@ import argparse
 import collections
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from daemon.errors import FacegateError
 from daemon.library.index import TemplateIndex
 from daemon.library.store import FaceStore
 from daemon.services.door import DoorPipeline
+from daemon.services.door_liveness import blink_settings
 from daemon.services.scores import ScoreMapping
-from daemon.vision.blink import BlinkSettings
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 from daemon.vision.engine import ModelPaths
 
@@ -63,7 +63,7 @@ def _cmd_checkin_video(args: argparse.Namespace) -> int:
     store = FaceStore(config.database_path)
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), model_id_of(config.models.embedding))
-        blink = BlinkSettings(**asdict(config.blink))
+        blink = blink_settings(config.blink, config.checkin)
         pipeline = DoorPipeline(
             engine, store, ScoreMapping(config.scores.anchors), settings, blink, config.models_path
         )

@@ -442,12 +442,15 @@ class CheckinConfig:
         "off", "liveness a grant requires; a policy whose check is not installed refuses every grant"
     )
     liveness_min_score: float = setting(
-        50.0,
-        "passive policy: mean passive score (0–100) over liveness_frames frames to count as live",
+        40.0,
+        "passive and passive+blink: mean passive score (0–100) over liveness_frames frames to count as "
+        "live (the device API's liveness.min_score has the same scale; docs/BENCHMARKS.md, the trade-off)",
         min=0,
         max=100,
     )
-    liveness_frames: int = setting(3, "passive policy: frames averaged before deciding", min=1, max=30)
+    liveness_frames: int = setting(
+        3, "passive and passive+blink: passive scores averaged before deciding", min=1, max=30
+    )
     snapshots: Literal["none", "known", "all"] = setting(
         "known", "store the face crop of events: none, known faces only (privacy default), or all"
     )
@@ -504,8 +507,6 @@ class BlinkConfig:
     time_limit: float = setting(
         3.0, "seconds from a track's first frame until it is denied: liveness", min=0.1
     )
-    passive_min_score: float = setting(50.0, "mean passive liveness score (0–100) needed", min=0, max=100)
-    passive_min_frames: int = setting(3, "passive scores needed before their mean counts", min=0)
     closed_ratio: float = setting(
         0.7,
         "an eye reads closed below this share of its open level (iris-model eye aspect ratio)",

@@ -20,11 +20,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from daemon.services.door_liveness import blink_settings
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -32,8 +33,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from blink_clips import load_photo, rigid_frames  # noqa: E402
 
-from daemon.config import PACKAGE_MODELS_DIR, BlinkConfig  # noqa: E402
-from daemon.vision.blink import BlinkLiveness, BlinkSettings, load_landmark_models  # noqa: E402
+from daemon.config import PACKAGE_MODELS_DIR, BlinkConfig, CheckinConfig  # noqa: E402
+from daemon.vision.blink import BlinkLiveness, load_landmark_models  # noqa: E402
 from daemon.vision.detect import Detector  # noqa: E402
 from daemon.vision.models import resolve_model  # noqa: E402
 from daemon.vision.runtime import load_interpreter  # noqa: E402
@@ -82,7 +83,7 @@ def main() -> int:
     def landmarks(k: int) -> None:
         eyes.openness(frames[k], mesh.mesh(frames[k], faces[k]).points)
 
-    settings = BlinkSettings(**asdict(BlinkConfig()))
+    settings = blink_settings(BlinkConfig(), CheckinConfig())
     check = BlinkLiveness(mesh, eyes, settings)
     n = len(frames)
     stages = {

@@ -6,7 +6,7 @@ blink clips are checked first: the edited photos must read as closed eyes to the
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from blink_clips import Motion, blink_schedule, close_eyes, load_photo, rigid_frames
 
-from daemon.config import BlinkConfig
+from daemon.config import BlinkConfig, CheckinConfig
+from daemon.services.door_liveness import blink_settings
 from daemon.vision.blink import BlinkDetector, BlinkLiveness, BlinkSettings
 from daemon.vision.detect import Detector
 from daemon.vision.eyes import EyeModel, EyeOpenness
@@ -24,7 +25,7 @@ from daemon.vision.runtime import load_interpreter
 from daemon.vision.types import Face
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-SETTINGS = BlinkSettings(**asdict(BlinkConfig()))
+SETTINGS = blink_settings(BlinkConfig(), CheckinConfig())
 FPS = 25.0
 # Photos whose edited eyes the iris model reads as closed (checked by test_edited_eyes_read_closed).
 BLINK_PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "astronaut.png")
@@ -138,7 +139,7 @@ def test_blink_with_low_passive_score_is_spoof(models) -> None:
     assert len(check.blinks) == 1
     assert all(v.state != "live" for v in verdicts)
     assert verdicts[-1].state == "spoof"
-    assert verdicts[-1].reason == "passive score 12 < 50"
+    assert verdicts[-1].reason == f"passive score 12 < {SETTINGS.passive_min_score:.0f}"
 
 
 def test_passive_policy_needs_no_blink_but_a_score(models) -> None:

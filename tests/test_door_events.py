@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,16 @@ import pytest
 from daemon.config import PACKAGE_MODELS_DIR, BlinkConfig, CheckinConfig
 from daemon.errors import ConfigError
 from daemon.library.events import EventFilter, EventStore, NewEvent
-from daemon.services.door_liveness import POLICIES, LivenessSettings, PassiveTrackLiveness, build_policy
+from daemon.services.door_liveness import (
+    POLICIES,
+    LivenessSettings,
+    PassiveTrackLiveness,
+    blink_settings,
+    build_policy,
+)
 from daemon.services.door_settings import DoorSettingsStore
 from daemon.services.event_broker import EventBroker, TooManyClients
-from daemon.vision.blink import BlinkLiveness, BlinkSettings
+from daemon.vision.blink import BlinkLiveness
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -202,10 +207,10 @@ def test_liveness_registry_refuses_what_is_not_installed(engine, model_paths) ->
     assert passive.available and passive.new_track is not None
     unconfigured = build_policy("passive+blink", WithPassive(), settings)
     assert not unconfigured.available and "not configured" in (unconfigured.unavailable or "")
-    blink_settings = LivenessSettings(
-        blink=BlinkSettings(**asdict(BlinkConfig())), models_dir=PACKAGE_MODELS_DIR
+    with_blink = LivenessSettings(
+        blink=blink_settings(BlinkConfig(), CheckinConfig()), models_dir=PACKAGE_MODELS_DIR
     )
-    both = build_policy("passive+blink", WithPassive(), blink_settings)
+    both = build_policy("passive+blink", WithPassive(), with_blink)
     assert both.available and isinstance(both.new_track(), BlinkLiveness)
 
 

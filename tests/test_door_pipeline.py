@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -23,8 +22,8 @@ from daemon.config import PACKAGE_MODELS_DIR, BlinkConfig, CheckinConfig
 from daemon.library.index import TemplateIndex
 from daemon.library.store import FaceStore
 from daemon.services.door import DoorPipeline
+from daemon.services.door_liveness import blink_settings
 from daemon.services.scores import ScoreMapping
-from daemon.vision.blink import BlinkSettings
 from daemon.vision.embed import DESCRIPTOR_SIZE
 
 DURATION = 14.0
@@ -212,7 +211,7 @@ def test_a_photo_that_never_blinks_is_denied_under_passive_blink(door_env: dict,
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), engine.embedder.model_id)
         settings = CheckinConfig(groups=["staff"], liveness="passive+blink")
-        blink = BlinkSettings(**asdict(BlinkConfig()))
+        blink = blink_settings(BlinkConfig(), CheckinConfig())
         pipeline = DoorPipeline(wrapped, store, ScoreMapping(), settings, blink, PACKAGE_MODELS_DIR)  # type: ignore[arg-type]
         assert pipeline.policy.available
         cap = cv2.VideoCapture(str(door_env["clip"]))

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from daemon.config import BlinkConfig, CheckinConfig
 from daemon.vision.blink import BlinkLiveness, BlinkSettings, load_landmark_models
 from daemon.vision.liveness_types import LivenessVerdict, PassiveLiveness, TrackLiveness
 from daemon.vision.types import Face
@@ -119,8 +120,18 @@ def _passive_blink(engine: Any, settings: LivenessSettings) -> LivenessPolicy:
     except Exception as exc:  # boundary: a missing or corrupt model refuses grants, it does not crash
         log.error("blink check unavailable: %s", exc)
         return LivenessPolicy(name, True, None, scorer, f"liveness not available: blink models: {exc}")
-    blink = settings.blink
+    # One passive threshold for the door, whatever the policy: checkin.liveness_min_score / _frames.
+    blink = replace(settings.blink, passive_min_score=settings.min_score, passive_min_frames=settings.frames)
     return LivenessPolicy(name, True, lambda: BlinkLiveness(mesh, eyes, blink, require_blink=True), scorer)
+
+
+def blink_settings(blink: BlinkConfig, checkin: CheckinConfig) -> BlinkSettings:
+    """The blink check's settings: section ``blink``, with the door's passive threshold."""
+    return BlinkSettings(
+        **asdict(blink),
+        passive_min_score=checkin.liveness_min_score,
+        passive_min_frames=checkin.liveness_frames,
+    )
 
 
 #: name → builder(engine, settings). One line per policy.

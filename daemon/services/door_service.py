@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Any, TypeVar
 
 import numpy as np
@@ -29,11 +28,11 @@ from daemon.camera.capture import TERMINAL_STATES, CaptureLoop
 from daemon.config import CheckinConfig, Config
 from daemon.library.events import EventStore
 from daemon.services.door import DoorDecision, DoorPipeline
+from daemon.services.door_liveness import blink_settings
 from daemon.services.door_settings import DoorSettingsStore
 from daemon.services.event_broker import EventBroker
 from daemon.services.library_service import LibraryService
 from daemon.services.scores import ScoreMapping
-from daemon.vision.blink import BlinkSettings
 from daemon.vision.engine import VisionEngine
 
 log = logging.getLogger(__name__)
@@ -165,7 +164,7 @@ class DoorService:
                 self._library.store,
                 ScoreMapping(config.scores.anchors),
                 self.settings,
-                BlinkSettings(**asdict(config.blink)),
+                blink_settings(config.blink, config.checkin),
                 config.models_path,
             )
         except Exception as exc:  # boundary: a missing model gives a status, not a crash
