@@ -110,3 +110,12 @@ def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+async def test_device_api_applies_the_decoded_memory_budget(make_client, config):
+    # Within the pixel limits, but 16-bit RGBA: the header says what decoding would cost, and the
+    # device API refuses it from there (limits.max_decode_bytes) instead of allocating it.
+    client = await make_client(with_overrides(config, limits={"max_decode_bytes": 32 * 1024 * 1024}))
+    image = png_header_only(3000, 3000)  # 9 MP × 4 channels × 2 bytes = 72 MB
+    answer = await call(client, "POST", "/api/faces", {"image": _b64(image)}, 400, 104900)
+    assert "decoding needs" in answer["msg"], answer

@@ -29,12 +29,14 @@ def setup_device_api(app: web.Application) -> None:
     model_id = model_id_of(config.models.embedding)
     library = LibraryService(config.database_path, model_id, DESCRIPTOR_SIZE)
     app[LIBRARY] = library
-    app[ENROLLMENT] = EnrollmentService(pool, library, EnrollmentSettings.from_config(config.library))
+    app[ENROLLMENT] = EnrollmentService(
+        pool, library, EnrollmentSettings.from_config(config.library, config.limits.max_decode_bytes)
+    )
     app[RECOGNITION] = RecognitionService(
         pool,
         library,
         ScoreMapping(config.scores.anchors),
-        recognition_limits(config.library),
+        recognition_limits(config.library, config.limits.max_decode_bytes),
         config.liveness,
     )
     app.cleanup_ctx.append(_library_ctx)

@@ -48,7 +48,7 @@ class EnrollmentSettings:
     crop_quality: int
 
     @classmethod
-    def from_config(cls, library: LibraryConfig) -> EnrollmentSettings:
+    def from_config(cls, library: LibraryConfig, max_decode_bytes: int | None = None) -> EnrollmentSettings:
         thresholds = QualityThresholds(
             min_size=library.min_face_size,
             max_yaw=library.max_yaw,
@@ -59,18 +59,20 @@ class EnrollmentSettings:
             max_brightness=library.max_brightness,
             min_contrast=library.min_contrast,
         )
-        return cls(device_limits(library), thresholds, library.crop_jpeg_quality)
+        return cls(device_limits(library, max_decode_bytes), thresholds, library.crop_jpeg_quality)
 
 
-def device_limits(library: LibraryConfig) -> ImageLimits:
+def device_limits(library: LibraryConfig, max_decode_bytes: int | None = None) -> ImageLimits:
     """DEVICE_API.md "Images" (JPEG/PNG/BMP, 100×100 … 4096×2160 in either orientation) as the
     guarantee, plus what config admits beyond it: larger photos up to library.max_image_pixels, decoded
-    within library.max_decode_pixels, files up to library.max_image_bytes."""
+    within library.max_decode_pixels, files up to library.max_image_bytes; and the decoded-memory
+    budget (limits.max_decode_bytes: bit depth and channels counted from the header)."""
     return replace(
         ImageLimits.device_api(),
         max_bytes=library.max_image_bytes,
         oversize_pixels=library.max_image_pixels,
         decode_pixels=library.max_decode_pixels,
+        max_decode_bytes=max_decode_bytes,
     )
 
 

@@ -54,7 +54,7 @@ class FeatureSettings:
             scores=ScoreMapping(config.scores.anchors),
             threshold=config.features.threshold,
             quality=EnrollmentSettings.from_config(config.library).thresholds,  # the enrollment gate
-            limits=device_limits(config.library),
+            limits=device_limits(config.library, config.limits.max_decode_bytes),
             model_id=model_id_of(config.models.embedding),
         )
 

@@ -33,10 +33,10 @@ from daemon.vision.liveness import context_of
 MAX_TOP_N = 5
 
 
-def recognition_limits(library: LibraryConfig) -> ImageLimits:
+def recognition_limits(library: LibraryConfig, max_decode_bytes: int | None = None) -> ImageLimits:
     """The enrollment limits without the 100×100 minimum (DEVICE_API.md states it for enrollment
     only): a terminal may send a tight face crop; too small to hold a face is then FACE_NOT_FOUND."""
-    return replace(device_limits(library), min_side=(1, 1))
+    return replace(device_limits(library, max_decode_bytes), min_side=(1, 1))
 
 
 @dataclass(frozen=True)
