@@ -23,6 +23,7 @@ from daemon.api.families import device_ok
 from daemon.appkeys import POOL
 from daemon.library.types import FaceSummary, Rect
 from daemon.services.enrollment import EnrollRequest
+from daemon.services.stream import STREAM
 
 # Base64 and JSON of larger payloads (an original image: up to 4 MB) are built off the event loop.
 ENCODE_ON_LOOP_BYTES = 256 * 1024
@@ -80,6 +81,34 @@ async def register_face(request: web.Request) -> web.Response:
         gender=body.string("gender", GENDER_BYTES) or "",
     )
     record = await request.app[ENROLLMENT].enroll(enroll)
+    return device_ok(
+        {
+            "id": record.id,
+            "imageId": record.image_id,
+            "faceToken": record.face_token,
+            "rect": rect_json(record.rect),
+        }
+    )
+
+
+@device_endpoint
+async def register_from_camera(request: web.Request) -> web.Response:
+    """Extension: POST /api/faces/camera — register the largest face of the camera's newest frame.
+
+    For installers standing at the door: the frame never leaves the device (the stream only ever
+    publishes blurred frames); it is stored as the face's original, as an upload would be."""
+    body = await read_object(request, request.app[POOL])
+    name = body.string("name", NAME_BYTES) or ""
+    description = body.string("description", DESCRIPTION_BYTES) or ""
+    gender = body.string("gender", GENDER_BYTES) or ""
+    stream = request.app.get(STREAM)
+    capture = stream.pipeline.capture if stream is not None and stream.pipeline is not None else None
+    if capture is None:
+        raise InvalidParameter("no camera configured (camera.source)")
+    frame = capture.latest()
+    if frame is None:
+        raise InvalidParameter(f"the camera has no frame ({capture.state.value})")
+    record = await request.app[ENROLLMENT].enroll_frame(frame.rgb, name, description, gender)
     return device_ok(
         {
             "id": record.id,
@@ -178,6 +207,7 @@ async def reset_library(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_post("/api/faces", register_face)
+    router.add_post("/api/faces/camera", register_from_camera)
     router.add_get("/api/faces", list_faces)
     # Before /api/faces/{faceToken}, which would otherwise take "facesLib" for a token.
     router.add_delete("/api/faces/facesLib", reset_library)

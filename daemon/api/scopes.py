@@ -43,6 +43,7 @@ RULES: tuple[Rule, ...] = (
     _r("GET", "/health", PUBLIC),
     # device API: the library
     _r("POST", "/api/faces", LIBRARY, expensive=True),
+    _r("POST", "/api/faces/camera", LIBRARY, expensive=True),
     _r("GET", "/api/faces", READ),
     _r("DELETE", "/api/faces/facesLib", ADMIN),
     _r("GET", "/api/faces/image/{imageId}", READ),

@@ -7,6 +7,7 @@ where one transaction stores the original, the crop, the template and the `defau
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,6 +29,8 @@ from daemon.vision.image import (
     encode_jpeg,
 )
 from daemon.vision.quality import QualityThresholds, failed_checks
+
+CAMERA_JPEG_QUALITY = 95  # the stored original of a face enrolled from the camera
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,18 @@ class EnrollmentService:
         settings, model_id = self._settings, self._library.model_id
         face = await self._pool.run(lambda engine: prepare_face(engine, request, settings, model_id))
         return await self._library.add_face(face)
+
+    async def enroll_frame(self, rgb: np.ndarray, name: str, description: str, gender: str) -> FaceRecord:
+        """Register the largest face of a camera frame (never sent anywhere: encoded here as the
+        stored original, exactly as an uploaded photo would be). Same errors as enroll()."""
+        settings, model_id = self._settings, self._library.model_id
+
+        def job(engine: VisionEngine) -> NewFace:
+            text = base64.b64encode(encode_jpeg(rgb, CAMERA_JPEG_QUALITY)).decode("ascii")
+            request = EnrollRequest(image=text, description=description, name=name, gender=gender)
+            return prepare_face(engine, request, settings, model_id)
+
+        return await self._library.add_face(await self._pool.run(job))
 
 
 def analyze_field(
