@@ -87,6 +87,12 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _library_key_path(config: Config) -> Path:
+    from daemon.library.keys import resolve_key_path
+
+    return resolve_key_path(config.security.key_file, config.state_path)
+
+
 def _model(config: Config) -> tuple[str, int]:
     from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 
@@ -96,9 +102,11 @@ def _model(config: Config) -> tuple[str, int]:
 def _cmd_export(args: argparse.Namespace) -> int:
     from daemon.library import bundle
     from daemon.library.backup import snapshot
+    from daemon.library.keys import KeyRing
 
     config = _config(args)
     model_id, dim = _model(config)
+    ring = KeyRing.open(_library_key_path(config), may_create=False)
     key = bundle.load_key(args.key or config.bundle_key_path, create=args.key is None)
     to_stdout = str(args.out) == "-"
     tmp = args.out.with_name(f".{args.out.name}.partial")
@@ -106,7 +114,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         out = sys.stdout.buffer if to_stdout else tmp.open("wb")
         try:
             size = 0
-            for line in bundle.export_lines(conn, key, model_id, dim, args.group):
+            for line in bundle.export_lines(conn, ring, key, model_id, dim, args.group):
                 out.write(line)
                 size += len(line)
             out.flush()
@@ -125,6 +133,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_import(args: argparse.Namespace) -> int:
     from daemon.library import bundle, db
     from daemon.library.bundle import BundleError
+    from daemon.library.store import open_keys
 
     config = _config(args)
     model_id, dim = _model(config)
@@ -137,8 +146,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
         bundle.verify(stream, key, model_id, dim)  # before the library file is even opened
         stream.seek(0)
         config.database_path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(db.connect(config.database_path)) as conn, db.transaction(conn):
-            result = bundle.apply(conn, stream, key, model_id, dim, args.mode)
+        ring = open_keys(config.database_path, _library_key_path(config))
+        with contextlib.closing(db.connect(config.database_path, ring)) as conn:
+            with db.transaction(conn):
+                result = bundle.apply(conn, ring, stream, key, model_id, dim, args.mode)
+            db.scrub(conn)
     print(
         f"imported ({result.mode}) {result.images} images, {result.faces} faces, "
         f"{result.groups_created} new groups into {config.database_path}"

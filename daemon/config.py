@@ -619,6 +619,33 @@ class LivenessConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """Data at rest: the keys that seal the library's originals, crops and templates (docs/OPERATIONS.md)."""
+
+    key_file: str = setting(
+        "",
+        "library key ring (AES-256-GCM, mode 0600); empty: $CREDENTIALS_DIRECTORY/facegate-library-keys "
+        "when systemd passes that credential, else <state_dir>/library.keys (created on first start)",
+    )
+    rotate_batch: int = setting(
+        500, "rows re-sealed per transaction by `facegate key rotate` (the daemon writes between)", min=1
+    )
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The audit trail of mutations (who changed what, when), in a SQLite file of its own."""
+
+    database: str = setting("", "SQLite file of the audit records; empty: <state_dir>/audit.sqlite3")
+    keep_days: float = setting(
+        365.0, "records older than this many days are deleted (0: no age limit)", min=0
+    )
+    max_records: int = setting(
+        100_000, "records kept at most, the oldest deleted first (0: no count limit)", min=0
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = section(ServerConfig)
     limits: LimitsConfig = section(LimitsConfig)
@@ -642,6 +669,8 @@ class Config:
     checkin: CheckinConfig = section(CheckinConfig)
     outputs: OutputsConfig = section(OutputsConfig)
     liveness: LivenessConfig = section(LivenessConfig)
+    security: SecurityConfig = section(SecurityConfig)
+    audit: AuditConfig = section(AuditConfig)
 
     def __post_init__(self) -> None:
         try:
@@ -666,6 +695,10 @@ class Config:
     @property
     def bundle_key_path(self) -> Path:
         return Path(self.ops.bundle_key_file) if self.ops.bundle_key_file else self.state_path / "bundle.key"
+
+    @property
+    def audit_path(self) -> Path:
+        return Path(self.audit.database) if self.audit.database else self.state_path / "audit.sqlite3"
 
     @property
     def token_path(self) -> Path:

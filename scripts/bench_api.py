@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from daemon.library import db, faces  # noqa: E402
+from daemon.library.store import open_keys  # noqa: E402
 from daemon.library.types import DEFAULT_GROUP, Rect  # noqa: E402
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of  # noqa: E402
 from daemon.vision.image import encode_jpeg  # noqa: E402
@@ -63,7 +64,8 @@ def fill_library(path: Path, n: int, seed: int = 1) -> float:
     rng = np.random.default_rng(seed)
     crop = encode_jpeg(cv2.resize(read_rgb(FACES / "obama.jpg")[150:420, 350:630], (112, 112)), 80)
     model_id = model_id_of("int8")
-    conn = db.connect(path)
+    keys = open_keys(path, path.parent / "library.keys")
+    conn = db.connect(path, keys)
     try:
         conn.execute("PRAGMA synchronous = OFF")  # a throwaway file: no fsync while filling
         with db.transaction(conn):
@@ -73,6 +75,7 @@ def fill_library(path: Path, n: int, seed: int = 1) -> float:
                 for k, template in enumerate(block):
                     faces.add_face(
                         conn,
+                        keys,
                         image_id=f"synthetic-{start + k:08d}",
                         original=crop,
                         kind="jpeg",

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from daemon.library import faces
-from daemon.library.store import FaceStore
+from daemon.library.store import FaceStore, open_keys
 from daemon.library.types import Rect
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 
@@ -34,15 +34,16 @@ def generate(db: Path, count: int) -> float:
     rng = np.random.default_rng(7)
     model_id = model_id_of("int8")
     started = time.perf_counter()
-    with FaceStore(db) as store:
+    with FaceStore(db, open_keys(db, db.parent / "library.keys")) as store:
         for g in range(GROUPS):
             store.create_group(f"g{g}", f"group {g}", "", 75)
 
-        def fill(conn) -> None:
+        def fill(conn, keys) -> None:
             for i in range(count):
                 template = rng.standard_normal(DESCRIPTOR_SIZE).astype(np.float32) * 0.12
                 faces.add_face(
                     conn,
+                    keys,
                     image_id=f"img-{i:06d}",
                     original=rng.bytes(1024),
                     kind="jpeg",

@@ -81,3 +81,11 @@ async def make_client(aiohttp_client, model_paths, tokens):
         return client
 
     return start
+
+
+def open_library(path: Path, **kwargs):
+    """A FaceStore on ``path`` with the key ring next to it (``library.keys``, as in a state dir)."""
+    from daemon.library.store import FaceStore, open_keys
+
+    path = Path(path)
+    return FaceStore(path, open_keys(path, path.parent / "library.keys"), **kwargs)

@@ -290,10 +290,10 @@ async def test_engine_of_another_model_is_model_mismatch(make_client, config):
 
 
 async def test_templates_of_another_model_are_kept_but_never_compared(make_client, config):
-    from daemon.library.store import FaceStore
+    from conftest import open_library
 
     config.database_path.parent.mkdir(parents=True)
-    with FaceStore(config.database_path) as store:
+    with open_library(config.database_path) as store:
         store.add_face(
             image_id="old-model-image",
             original=OBAMA.read_bytes(),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_library
 
 from daemon.errors import FacegateError
 from daemon.library import db
@@ -36,7 +37,7 @@ MODEL = "model-a"
 
 @pytest.fixture
 def store(tmp_path: Path):
-    with FaceStore(tmp_path / "library.db") as s:
+    with open_library(tmp_path / "library.db") as s:
         s.attach_index(TemplateIndex(DIM), MODEL)
         yield s
 
@@ -170,17 +171,17 @@ def test_failed_migration_leaves_nothing_and_keeps_version(tmp_path: Path):
 
 def test_file_from_a_newer_daemon_is_refused(tmp_path: Path):
     path = tmp_path / "new.db"
-    FaceStore(path).close()
+    open_library(path).close()
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(sqlite3.DatabaseError, match="newer"):
-        FaceStore(path)
+        open_library(path)
 
 
 def test_restart_keeps_everything_and_rebuilds_the_same_index(tmp_path: Path):
     path = tmp_path / "library.db"
-    with FaceStore(path) as first:
+    with open_library(path) as first:
         first.attach_index(TemplateIndex(DIM), MODEL)
         first.create_group("staff", "Staff", "t", 70)
         records = [add(first, i) for i in range(6)]
@@ -190,7 +191,7 @@ def test_restart_keeps_everything_and_rebuilds_the_same_index(tmp_path: Path):
         add(first, 99, model="other-model", dim=8)
         listing, groups, before = first.list_faces(0, 100), first.list_groups(), index_state(first)
         details = first.get_face(records[1].face_token)
-    with FaceStore(path) as second:
+    with open_library(path) as second:
         second.attach_index(TemplateIndex(DIM), MODEL)
         assert second.list_faces(0, 100) == listing
         assert second.list_groups() == groups
@@ -204,7 +205,7 @@ def test_deleted_biometrics_do_not_linger_in_the_file(tmp_path: Path):
     path = tmp_path / "library.db"
     marker_crop = b"CROP-MARKER-" + bytes(range(200))
     marker_original = b"ORIGINAL-MARKER-" * 50
-    with FaceStore(path) as store:
+    with open_library(path) as store:
         rec = add(store, 1, original=marker_original, crop_jpeg=marker_crop, image_id="marker")
         add(store, 2)
         store.delete_image(rec.image_id)
@@ -274,7 +275,7 @@ def test_add_face_rejects_bad_templates_without_writing(store: FaceStore, bad):
 
 def test_a_busy_database_fails_the_operation_and_leaves_store_and_index_unchanged(tmp_path: Path):
     path = tmp_path / "library.db"
-    with FaceStore(path, busy_timeout=0.05) as store:
+    with open_library(path, busy_timeout=0.05) as store:
         store.attach_index(TemplateIndex(DIM), MODEL)
         rec = add(store, 1)
         before, index_before = counts(path), index_state(store)

@@ -129,12 +129,12 @@ def test_cli_export_import_round_trip_and_refusals(tmp_path, config):
     assert main(["import", str(tmp_path / "missing.bundle"), "--state-dir", str(state)]) == 2
     # A library with one face, written through the store.
     import numpy as np
+    from conftest import open_library
 
-    from daemon.library.store import FaceStore
     from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 
     state.mkdir()
-    with FaceStore(state / "library.sqlite3") as store:
+    with open_library(state / "library.sqlite3") as store:
         store.create_group("g1", "group one", "", 75)
         template = np.linspace(-1, 1, DESCRIPTOR_SIZE, dtype=np.float32)
         store.add_face(
@@ -169,7 +169,7 @@ def test_cli_export_import_round_trip_and_refusals(tmp_path, config):
     with pytest.raises(bundle.BundleError, match="embedding model"), other_model.open("rb") as f:
         bundle.verify(f, bytes.fromhex((state / "bundle.key").read_text()), model_id_of("fp32"), 128)
     assert main(["import", str(out), "--state-dir", str(empty), *key]) == 0
-    with FaceStore(empty / "library.sqlite3") as copy, FaceStore(state / "library.sqlite3") as original:
+    with open_library(empty / "library.sqlite3") as copy, open_library(state / "library.sqlite3") as original:
         assert copy.list_faces(0, 10) == original.list_faces(0, 10)
         assert copy.list_groups() == original.list_groups()
         assert copy.load_templates(model_id_of("int8"))[1].tobytes() == template.tobytes()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_library
 
 from daemon.library.backup import backup
 from daemon.library.store import FaceStore
@@ -39,13 +40,13 @@ def _add(store: FaceStore, i: int) -> None:
 
 def test_backups_taken_during_writes_are_consistent_snapshots(tmp_path: Path):
     db = tmp_path / "library.sqlite3"
-    with FaceStore(db) as store:
+    with open_library(db) as store:
         store.create_group("g", "g", "", 80)
     stop = threading.Event()
     written = []
 
     def writer() -> None:
-        with FaceStore(db) as store:  # another connection, like the running daemon
+        with open_library(db) as store:  # another connection, like the running daemon
             i = 0
             while not stop.is_set() and i < 5000:
                 _add(store, i)

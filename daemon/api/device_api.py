@@ -14,6 +14,7 @@ from aiohttp import web
 from daemon.api import device_faces, device_groups, device_recognition
 from daemon.api.device_keys import ENROLLMENT, LIBRARY, RECOGNITION
 from daemon.appkeys import CONFIG, POOL, STATUS
+from daemon.library.keys import resolve_key_path
 from daemon.services.enrollment import EnrollmentService, EnrollmentSettings
 from daemon.services.library_service import LibraryService
 from daemon.services.recognition import RecognitionService, recognition_limits
@@ -27,7 +28,8 @@ def setup_device_api(app: web.Application) -> None:
     # The embedder's model_id (daemon/vision/embed.py); the services check each job's engine
     # against it, so an engine_factory that builds another model fails loudly (MODEL_MISMATCH).
     model_id = model_id_of(config.models.embedding)
-    library = LibraryService(config.database_path, model_id, DESCRIPTOR_SIZE)
+    key_path = resolve_key_path(config.security.key_file, config.state_path)
+    library = LibraryService(config.database_path, model_id, DESCRIPTOR_SIZE, key_path)
     app[LIBRARY] = library
     app[ENROLLMENT] = EnrollmentService(
         pool, library, EnrollmentSettings.from_config(config.library, config.limits.max_decode_bytes)

@@ -13,6 +13,10 @@ Format (version 1): UTF-8 JSON, one record per line, read and written one record
 - last line: ``{"t": "end", "records": <lines between header and end>, "hmac": <hex>}`` where hmac is
   HMAC-SHA256 with the bundle key over every byte before the end line.
 
+Blobs are stored sealed (daemon/library/keys.py): an export unseals them, so the bundle carries
+plaintext originals, crops and templates (protected in transit by the HMAC only: keep bundles as
+private as backups); an import seals them with the target's current key.
+
 Only templates of the exporting daemon's embedding model are written; an import refuses a bundle
 whose signature, format, version or model id does not match, and applies the rest in one transaction
 (the caller's), so a refused import leaves the target as it was.
@@ -37,6 +41,8 @@ import numpy as np
 
 from daemon.library import groups
 from daemon.library.errors import LibraryError
+from daemon.library.faces import seal_original
+from daemon.library.keys import KeyRing
 from daemon.library.types import DEFAULT_GROUP
 
 FORMAT = "facegate-library-bundle"
@@ -87,7 +93,12 @@ def load_key(path: Path, create: bool) -> bytes:
 
 
 def export_lines(
-    conn: sqlite3.Connection, key: bytes, model_id: str, dim: int, group_ids: Sequence[str] = ()
+    conn: sqlite3.Connection,
+    ring: KeyRing,
+    key: bytes,
+    model_id: str,
+    dim: int,
+    group_ids: Sequence[str] = (),
 ) -> Iterator[bytes]:
     """The bundle, line by line. Run it inside a read transaction for a consistent snapshot."""
     mac = hmac.new(key, digestmod=hashlib.sha256)
@@ -103,7 +114,7 @@ def export_lines(
         "groups": selected,
     }
     records = 0
-    for record in _records(conn, model_id, selected):
+    for record in _records(conn, ring, model_id, selected):
         line = _line(record) if records else _line(header) + _line(record)
         mac.update(line)
         records += 1
@@ -115,7 +126,9 @@ def export_lines(
     yield _line({"t": "end", "records": records, "hmac": mac.hexdigest()})
 
 
-def _records(conn: sqlite3.Connection, model_id: str, selected: list[str]) -> Iterator[dict[str, Any]]:
+def _records(
+    conn: sqlite3.Connection, ring: KeyRing, model_id: str, selected: list[str]
+) -> Iterator[dict[str, Any]]:
     group_rows = conn.execute("SELECT id, group_id, name, type, score FROM groups ORDER BY id").fetchall()
     names = {int(row[0]): str(row[1]) for row in group_rows}
     # A face is exported when bound to a selected group; its bindings to every exported group
@@ -138,7 +151,7 @@ def _records(conn: sqlite3.Connection, model_id: str, selected: list[str]) -> It
             return
         for image in images:
             last = int(image[0])
-            faces = _faces(conn, last, model_id, names, exported, chosen if selected else None)
+            faces = _faces(conn, ring, last, model_id, names, exported, chosen if selected else None)
             if selected and not faces:
                 continue
             yield {
@@ -151,13 +164,14 @@ def _records(conn: sqlite3.Connection, model_id: str, selected: list[str]) -> It
                 "name": image[6],
                 "gender": image[7],
                 "created": float(image[8]),
-                "original": _b64(image[9]),
+                "original": _b64(ring.unseal(image[9], "images", "original", image[1])),
                 "faces": faces,
             }
 
 
 def _faces(
     conn: sqlite3.Connection,
+    ring: KeyRing,
     image_row: int,
     model_id: str,
     names: dict[int, str],
@@ -180,8 +194,8 @@ def _faces(
                 "id": int(row[0]),
                 "face_token": row[1],
                 "rect": [int(v) for v in row[2:6]],
-                "crop": _b64(row[6]),
-                "template": _b64(row[7]),
+                "crop": _b64(ring.unseal(row[6], "faces", "crop_jpeg", row[1])),
+                "template": _b64(ring.unseal(row[7], "faces", "template", row[1])),
                 "quality": row[8],
                 "created": float(row[9]),
                 "groups": sorted(names[g] for g in bound),
@@ -202,7 +216,13 @@ def verify(stream: IO[bytes], key: bytes, model_id: str, dim: int) -> dict[str, 
 
 
 def apply(
-    conn: sqlite3.Connection, stream: IO[bytes], key: bytes, model_id: str, dim: int, mode: ImportMode
+    conn: sqlite3.Connection,
+    ring: KeyRing,
+    stream: IO[bytes],
+    key: bytes,
+    model_id: str,
+    dim: int,
+    mode: ImportMode,
 ) -> ImportResult:
     """Write a bundle into the library inside the caller's transaction (which must roll back on any
     exception). The signature is checked again while reading, before the caller commits."""
@@ -216,7 +236,7 @@ def apply(
         if record["t"] == "group":
             created += _apply_group(conn, record, mode)
         else:
-            faces += _apply_image(conn, record, dim, keep_ids=mode == "replace")
+            faces += _apply_image(conn, ring, record, dim, keep_ids=mode == "replace")
             images += 1
     return ImportResult(images=images, faces=faces, groups_created=created, mode=mode)
 
@@ -235,7 +255,9 @@ def _apply_group(conn: sqlite3.Connection, record: dict[str, Any], mode: ImportM
     return 0
 
 
-def _apply_image(conn: sqlite3.Connection, record: dict[str, Any], dim: int, keep_ids: bool) -> int:
+def _apply_image(
+    conn: sqlite3.Connection, ring: KeyRing, record: dict[str, Any], dim: int, keep_ids: bool
+) -> int:
     """Insert one image with its faces; ``keep_ids`` (replace mode: the tables were emptied) keeps
     the faces' numeric ids, which the device API shows as ``id``."""
     image_id = record["image_id"]
@@ -247,7 +269,7 @@ def _apply_image(conn: sqlite3.Connection, record: dict[str, Any], dim: int, kee
             " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 image_id,
-                _unb64(record["original"]),
+                seal_original(ring, image_id, _unb64(record["original"])),
                 record["kind"],
                 int(record["width"]),
                 int(record["height"]),
@@ -269,8 +291,8 @@ def _apply_image(conn: sqlite3.Connection, record: dict[str, Any], dim: int, kee
                     face["face_token"],
                     image_row,
                     *(int(v) for v in face["rect"]),
-                    _unb64(face["crop"]),
-                    template,
+                    ring.seal(_unb64(face["crop"]), "faces", "crop_jpeg", face["face_token"]),
+                    ring.seal(template, "faces", "template", face["face_token"]),
                     record["_model_id"],
                     None if face["quality"] is None else float(face["quality"]),
                     float(face["created"]),

@@ -1,5 +1,8 @@
 """SQL for images and faces. Every function runs inside the caller's transaction (see store.py).
 
+Originals, crops and templates are sealed with the key ring on the way in and unsealed on the way
+out (daemon/library/keys.py): bound to ``images.image_id`` and ``faces.face_token``.
+
 Functions that change faces return an IndexChange describing what the in-memory index must mirror
 once the transaction has committed.
 """
@@ -15,6 +18,8 @@ import numpy as np
 from daemon.library import groups
 from daemon.library.errors import FaceNotFound, GroupNotFound, ImageAlreadyExists, ImageNotFound
 from daemon.library.ids import new_face_token
+from daemon.library.keys import KeyRing
+from daemon.library.sealing import OVERHEAD
 from daemon.library.types import FaceDetail, FaceRecord, FaceSummary, ImageData, IndexChange, Rect
 
 _SUMMARY_COLUMNS = "f.id, i.image_id, f.face_token, i.description, i.name, i.gender"
@@ -23,6 +28,7 @@ _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
 def add_face(
     conn: sqlite3.Connection,
+    keys: KeyRing,
     *,
     image_id: str,
     original: bytes,
@@ -43,16 +49,26 @@ def add_face(
     if conn.execute("SELECT 1 FROM images WHERE image_id = ?", (image_id,)).fetchone():
         raise ImageAlreadyExists(image_id)
     now = time.time()
+    sealed = seal_original(keys, image_id, original)
     image_row = conn.execute(
         "INSERT INTO images (image_id, original, kind, width, height, description, name, gender,"
         " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (image_id, original, kind, width, height, description, name, gender, now),
+        (image_id, sealed, kind, width, height, description, name, gender, now),
     ).lastrowid
     token = new_face_token()
     face_row = conn.execute(
         "INSERT INTO faces (face_token, image, rect_left, rect_top, rect_right, rect_bottom,"
         " crop_jpeg, template, model_id, quality, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (token, image_row, *rect, crop_jpeg, template.tobytes(), model_id, quality, now),
+        (
+            token,
+            image_row,
+            *rect,
+            keys.seal(crop_jpeg, "faces", "crop_jpeg", token),
+            keys.seal(template.tobytes(), "faces", "template", token),
+            model_id,
+            quality,
+            now,
+        ),
     ).lastrowid
     assert face_row is not None
     mask = 0
@@ -135,11 +151,11 @@ def delete_image(conn: sqlite3.Connection, image_id: str) -> IndexChange:
     return IndexChange(removed=removed)
 
 
-def get_face(conn: sqlite3.Connection, face_token: str) -> FaceDetail:
-    return faces_by_ids(conn, [require_face(conn, face_token)])[0]
+def get_face(conn: sqlite3.Connection, keys: KeyRing, face_token: str) -> FaceDetail:
+    return faces_by_ids(conn, keys, [require_face(conn, face_token)])[0]
 
 
-def faces_by_ids(conn: sqlite3.Connection, face_rows: Sequence[int]) -> list[FaceDetail]:
+def faces_by_ids(conn: sqlite3.Connection, keys: KeyRing, face_rows: Sequence[int]) -> list[FaceDetail]:
     """Details of the faces with these row ids, in the given order; ids no longer present are
     skipped (a face deleted between a search and this lookup is simply not a hit)."""
     found: dict[int, FaceDetail] = {}
@@ -167,19 +183,23 @@ def faces_by_ids(conn: sqlite3.Connection, face_rows: Sequence[int]) -> list[Fac
                 gender=r[5],
                 rect=Rect(*r[6:10]),
                 group_ids=bound.get(r[0], []),
-                crop_jpeg=bytes(r[10]),
+                crop_jpeg=keys.unseal(r[10], "faces", "crop_jpeg", r[1]),
             )
     return [found[i] for i in face_rows if i in found]
 
 
-def get_image(conn: sqlite3.Connection, image_id: str) -> ImageData:
+def get_image(conn: sqlite3.Connection, keys: KeyRing, image_id: str) -> ImageData:
     row = conn.execute("SELECT id, original FROM images WHERE image_id = ?", (image_id,)).fetchone()
     if row is None:
         raise ImageNotFound(image_id)
     tokens = [
         r[0] for r in conn.execute("SELECT face_token FROM faces WHERE image = ? ORDER BY id", (row[0],))
     ]
-    return ImageData(original=bytes(row[1]), face_tokens=tokens)
+    return ImageData(original=keys.unseal(row[1], "images", "original", image_id), face_tokens=tokens)
+
+
+def seal_original(keys: KeyRing, image_id: str, original: bytes) -> bytes:
+    return keys.seal(original, "images", "original", image_id)
 
 
 def reset(conn: sqlite3.Connection) -> IndexChange:
@@ -190,10 +210,13 @@ def reset(conn: sqlite3.Connection) -> IndexChange:
     return IndexChange(cleared=True)
 
 
-def load_templates(conn: sqlite3.Connection, model_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_templates(
+    conn: sqlite3.Connection, keys: KeyRing, model_id: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids int64 (n,), templates float32 (n, dim), masks uint64 (n,)) of one model, by id.
 
-    Templates of other models are left out: they are never compared with this model's.
+    Templates of other models are left out: they are never compared with this model's. Each is
+    unsealed as it is read (a blob that fails its check stops the load: SealedBlobCorrupt).
     """
     count, longest, shortest = conn.execute(
         "SELECT COUNT(*), MAX(LENGTH(template)), MIN(LENGTH(template)) FROM faces WHERE model_id = ?",
@@ -206,12 +229,14 @@ def load_templates(conn: sqlite3.Connection, model_id: str) -> tuple[np.ndarray,
     # Filled row by row from the cursor: fetching every row first, then joining and copying them,
     # tripled the start-up peak at 100k faces (447 MiB against 271 MiB once running).
     ids = np.empty(count, np.int64)
-    matrix = np.empty((count, longest // 4), np.float32)
-    cursor = conn.execute("SELECT id, template FROM faces WHERE model_id = ? ORDER BY id", (model_id,))
+    matrix = np.empty((count, (longest - OVERHEAD) // 4), np.float32)
+    cursor = conn.execute(
+        "SELECT id, face_token, template FROM faces WHERE model_id = ? ORDER BY id", (model_id,)
+    )
     filled = 0
-    for filled, (face_id, blob) in enumerate(cursor, start=1):
+    for filled, (face_id, token, blob) in enumerate(cursor, start=1):
         ids[filled - 1] = face_id
-        matrix[filled - 1] = np.frombuffer(blob, np.float32)
+        matrix[filled - 1] = np.frombuffer(keys.unseal(blob, "faces", "template", token), np.float32)
     ids, matrix = ids[:filled], matrix[:filled]
     masks = groups.masks_of_model(conn, model_id)
     mask_array = np.fromiter((masks.get(int(i), 0) for i in ids), np.uint64, len(ids))

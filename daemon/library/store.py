@@ -9,6 +9,10 @@ its own readers–writer lock.
 Index consistency: each mutating operation builds an IndexChange inside its transaction and applies
 it to the attached index only after COMMIT returned, still under the store lock, so the index sees
 changes in commit order and a rolled-back transaction never reaches it.
+
+At rest: blobs are sealed with ``keys`` (daemon/library/keys.py). Deletions are scrubbed before they
+return (db.scrub: freed pages returned, WAL checkpointed and truncated), so an acknowledged delete
+leaves no copy in the file, its WAL or its shm.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 from daemon.library import db, faces, groups
 from daemon.library.index import TemplateIndex
+from daemon.library.keys import KeyRing
 from daemon.library.types import (
     DEFAULT_GROUP,
     DEFAULT_SCORE,
@@ -47,9 +52,10 @@ T = TypeVar("T")
 class FaceStore:
     """Images, faces, groups and bindings in one SQLite file; see the module docstring."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str | Path, keys: KeyRing, *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
-        self._conn = db.connect(self.path, busy_timeout=busy_timeout)
+        self.keys = keys
+        self._conn = db.connect(self.path, keys, busy_timeout=busy_timeout)
         self._lock = threading.RLock()
         self._index: TemplateIndex | None = None
         self._model_id: str | None = None
@@ -80,7 +86,7 @@ class FaceStore:
         number of templates loaded.
         """
         with self._lock:
-            ids, matrix, masks = faces.load_templates(self._conn, model_id)
+            ids, matrix, masks = faces.load_templates(self._conn, self.keys, model_id)
             index.clear()
             index.add_many(ids, matrix, masks)
             self._index, self._model_id = index, model_id
@@ -89,7 +95,7 @@ class FaceStore:
     def load_templates(self, model_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids int64, templates float32 (n, dim), masks uint64) of one model, ordered by id."""
         with self._lock:
-            return faces.load_templates(self._conn, model_id)
+            return faces.load_templates(self._conn, self.keys, model_id)
 
     # -- faces and images (1.x) -------------------------------------------------------------------
 
@@ -120,6 +126,7 @@ class FaceStore:
         return self._write(
             lambda conn: faces.add_face(
                 conn,
+                self.keys,
                 image_id=image_id,
                 original=bytes(original),
                 kind=kind,
@@ -162,17 +169,17 @@ class FaceStore:
     def get_face(self, face_token: str) -> FaceDetail:
         """A face with its groups and crop (1.5). Raises FaceNotFound."""
         with self._lock:
-            return faces.get_face(self._conn, face_token)
+            return faces.get_face(self._conn, self.keys, face_token)
 
     def faces_by_ids(self, face_ids: Sequence[int]) -> list[FaceDetail]:
         """Details of search hits, in the given order; ids deleted meanwhile are skipped."""
         with self._lock:
-            return faces.faces_by_ids(self._conn, [int(i) for i in face_ids])
+            return faces.faces_by_ids(self._conn, self.keys, [int(i) for i in face_ids])
 
     def get_image(self, image_id: str) -> ImageData:
         """The original bytes and the tokens of its faces (1.6). Raises ImageNotFound."""
         with self._lock:
-            return faces.get_image(self._conn, image_id)
+            return faces.get_image(self._conn, self.keys, image_id)
 
     def reset(self) -> None:
         """Delete all images, faces and bindings; groups remain (1.7)."""
@@ -219,13 +226,13 @@ class FaceStore:
         """Unbind a face from groups (2.6); unknown groups fail individually. Raises FaceNotFound."""
         return self._bind(face_token, group_ids, bound=False)
 
-    def rewrite(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+    def rewrite(self, operation: Callable[[sqlite3.Connection, KeyRing], T]) -> T:
         """Run a bulk ``operation`` (a library import) in one transaction, then rebuild the index from
         the file: too many changes to mirror one by one. A failure rolls back and leaves the index.
         The new index is filled before it replaces the old one, so searches meanwhile see the old."""
         with self._lock:
             with db.transaction(self._conn):
-                result = operation(self._conn)
+                result = operation(self._conn, self.keys)
             if self._index is not None and self._model_id is not None:
                 self.attach_index(TemplateIndex(self._index.dim), self._model_id)
             self._reclaim_space()
@@ -269,12 +276,9 @@ class FaceStore:
             self.attach_index(index, self._model_id)
 
     def _reclaim_space(self) -> None:
-        """Return freed pages to the filesystem (auto_vacuum=INCREMENTAL). Best effort: the data
-        change is already committed, so a failure here only costs disk space."""
-        try:
-            self._conn.execute("PRAGMA incremental_vacuum").fetchall()
-        except sqlite3.Error as exc:  # e.g. another process holds the write lock
-            log.warning("could not reclaim free pages of %s: %s", self.path, exc)
+        """After a deletion: freed pages returned to the filesystem and the WAL folded into the file
+        and truncated (db.scrub). The change is already committed, so a failure is logged, not raised."""
+        db.scrub(self._conn)
 
     def _check_template(self, template: np.ndarray, model_id: str) -> None:
         if not isinstance(template, np.ndarray) or template.dtype != np.float32 or template.ndim != 1:
@@ -284,3 +288,9 @@ class FaceStore:
         index = self._index
         if index is not None and model_id == self._model_id and template.shape[0] != index.dim:
             raise ValueError(f"template has {template.shape[0]} values, the index expects {index.dim}")
+
+
+def open_keys(library: Path, key_path: Path) -> KeyRing:
+    """The library's key ring; created only while the library holds no sealed data (a new file or
+    one written before sealing), so a lost key file stops the start instead of hiding the data."""
+    return KeyRing.open(key_path, may_create=db.schema_version(library) < db.SEALING_VERSION)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.library.index import TemplateIndex
-from daemon.library.store import FaceStore
+from daemon.library.keys import KeyRing
+from daemon.library.store import FaceStore, open_keys
 from daemon.library.types import (
     BindResult,
     DeleteGroupResult,
@@ -65,8 +66,9 @@ class LibraryService:
     ``default`` (the groups a running camera pipeline searches); whoever runs such a pipeline sets it.
     """
 
-    def __init__(self, path: Path, model_id: str, dim: int) -> None:
+    def __init__(self, path: Path, model_id: str, dim: int, key_path: Path) -> None:
         self.path = Path(path)
+        self.key_path = Path(key_path)
         self.model_id = model_id
         self._dim = dim
         self._store: FaceStore | None = None
@@ -80,11 +82,12 @@ class LibraryService:
         Templates of other models stay stored but are never indexed; their number is logged.
         """
         executor = ThreadPoolExecutor(1, thread_name_prefix="facegate-library")
-        path, model_id, dim = self.path, self.model_id, self._dim
+        path, model_id, dim, key_path = self.path, self.model_id, self._dim, self.key_path
 
         def opening() -> tuple[FaceStore, int, int]:
             path.parent.mkdir(parents=True, exist_ok=True)
-            store = FaceStore(path)
+            keys = open_keys(path, key_path)
+            store = FaceStore(path, keys)
             try:
                 loaded = store.attach_index(TemplateIndex(dim), model_id)
                 total, _ = store.list_faces(0, 0)
@@ -183,7 +186,7 @@ class LibraryService:
     async def reset(self) -> None:
         await self._call(self.store.reset)
 
-    async def rewrite(self, operation: Callable[[Any], T]) -> T:
+    async def rewrite(self, operation: Callable[[Any, KeyRing], T]) -> T:
         """A bulk change (library import) in one transaction; the index is rebuilt after it."""
         return await self._call(self.store.rewrite, operation)
 
@@ -214,3 +217,4 @@ class LibraryService:
 
     async def unbind(self, face_token: str, group_ids: Sequence[str]) -> BindResult:
         return await self._call(self.store.unbind, face_token, list(group_ids))
+

@@ -75,6 +75,7 @@ class LibraryPorter:
         queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(QUEUE_CHUNKS)
         stop = threading.Event()
         path, key_path, model_id, dim = self.library.path, self.key_path, self.library.model_id, self.dim
+        ring = self.library.store.keys
 
         def send(item: bytes | BaseException | None) -> None:
             asyncio.run_coroutine_threadsafe(queue.put(item), loop).result(SEND_TIMEOUT)
@@ -85,7 +86,7 @@ class LibraryPorter:
                 with snapshot(path) as conn:
                     pending: list[bytes] = []
                     size = 0
-                    for line in bundle.export_lines(conn, key, model_id, dim, group_ids):
+                    for line in bundle.export_lines(conn, ring, key, model_id, dim, group_ids):
                         if stop.is_set():
                             return
                         pending.append(line)
@@ -144,9 +145,9 @@ class LibraryPorter:
 
                 key = await loop.run_in_executor(self._io, check)
 
-                def write(conn):  # runs inside the store's transaction, on the library thread
+                def write(conn, ring):  # runs inside the store's transaction, on the library thread
                     handle.seek(0)
-                    return bundle.apply(conn, handle, key, model_id, dim, mode)
+                    return bundle.apply(conn, ring, handle, key, model_id, dim, mode)
 
                 result = await self.library.rewrite(write)
             finally:
