@@ -85,7 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_defaults(sub)
-    from daemon import cli_access, cli_client, cli_door, cli_liveness, cli_ops, cli_tools, cli_video
+    from daemon import (
+        cli_access,
+        cli_client,
+        cli_door,
+        cli_keys,
+        cli_liveness,
+        cli_ops,
+        cli_tools,
+        cli_video,
+    )
 
     cli_access.add_commands(sub)
     cli_tools.add_commands(sub)
@@ -94,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_ops.add_commands(sub)
     cli_door.add_commands(sub)
     cli_liveness.add_commands(sub)
+    cli_keys.add_commands(sub)
     return parser
 
 

@@ -1,0 +1,45 @@
+"""`facegate key rotate`: re-seal the face library with a new key (daemon/library/rotation.py).
+
+Safe while the daemon runs (it picks up the new key from the file at its next write, and searches
+go on from its in-memory index); resumable when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from daemon.config import load_config, with_overrides
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("key", help="the library's encryption keys")
+    key_sub = p.add_subparsers(dest="key_command", required=True)
+    r = key_sub.add_parser(
+        "rotate", help="re-seal every original, crop and template with a new key (resumable, online)"
+    )
+    r.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
+    r.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
+    r.add_argument("--batch", type=int, help="rows per transaction (default: security.rotate_batch)")
+    r.set_defaults(func=_cmd_rotate)
+
+
+def _cmd_rotate(args: argparse.Namespace) -> int:
+    from daemon.library.keys import resolve_key_path
+    from daemon.library.rotation import rotate
+
+    config = load_config(args.config)
+    if args.state_dir is not None:
+        config = with_overrides(config, server={"state_dir": args.state_dir})
+    key_path = resolve_key_path(config.security.key_file, config.state_path)
+    batch = args.batch or config.security.rotate_batch
+    result = rotate(config.database_path, key_path, max(1, batch))
+    what = "resumed" if result.resumed else "rotated"
+    retired = ", ".join(str(k) for k in result.retired) or "none"
+    print(
+        f"{what}: {result.rows_resealed} rows re-sealed with key {result.key_id}; retired keys: {retired} "
+        f"({key_path}). A backup made before this can only be read with the key file of its time.",
+        file=sys.stderr,
+    )
+    return 0
