@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from daemon.api import health
+from daemon.api.audit_api import setup_audit_api
 from daemon.api.auth import PUBLIC_PATHS, AccessPolicy, is_loopback, make_auth_middleware
 from daemon.api.config_api import setup_config_api
 from daemon.api.cors import make_cors_middleware
@@ -87,6 +88,7 @@ def build_app(
     setup_stream_links(app)
     setup_tasks_api(app, detection_engine_factory)
     setup_outputs(app)
+    setup_audit_api(app)  # before the ops API: its middleware records the disk floor's refusals too
     setup_ops_api(app)  # after the device API: uses its library; its disk-floor middleware goes last
     setup_config_api(app)
     if config.ui.enabled:

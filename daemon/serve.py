@@ -22,6 +22,7 @@ from daemon.app import build_app
 from daemon.appkeys import STATUS
 from daemon.config import Config
 from daemon.errors import IntegrityError
+from daemon.fsmodes import private_dir, private_umask
 from daemon.ops.integrity import check_stored_data, mark_library
 from daemon.ops.systemd import SystemdNotifier
 from daemon.ops.tls import listener_tls
@@ -38,7 +39,8 @@ async def serve(config: Config, notifier: SystemdNotifier) -> int:
     # cores (a 4-core Pi with 2 workers would run 8 OpenCV threads).
     cv2.setNumThreads(1)
     quiet_client_warnings()
-    config.state_path.mkdir(parents=True, exist_ok=True)
+    private_umask()  # files 0600, directories 0700, also when not started by systemd (UMask=0077)
+    private_dir(config.state_path)
     check_stored_data(config)  # IntegrityError: exit status 5 (daemon/ops/exits.py)
     ssl_context = listener_tls(config)  # before anything listens: a refused config exits 2
     tokens = load_for_serving(

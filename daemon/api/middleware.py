@@ -18,6 +18,7 @@ from daemon.api.errors import error_answer
 from daemon.api.families import error_response
 from daemon.appkeys import PRINCIPAL, REQUEST_ID
 from daemon.errors import FacegateError
+from daemon.textsafe import one_line
 
 log = logging.getLogger("facegate.api")
 audit = logging.getLogger("facegate.audit")
@@ -46,6 +47,8 @@ def new_request_id() -> str:
 def make_request_middleware(access_log: bool):
     @web.middleware
     async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # The request line: every client-supplied value through one_line (no CR/LF or control
+        # character reaches the log); upload file names and bodies are never logged.
         request_id = new_request_id()
         request[REQUEST_ID] = request_id
         started = time.perf_counter()
@@ -66,7 +69,7 @@ def make_request_middleware(access_log: bool):
                     loggable(request.raw_path),
                     status,
                     (time.perf_counter() - started) * 1000,
-                    request.get(PRINCIPAL, "-"),
+                    one_line(request.get(PRINCIPAL, "-")),
                     request.content_length or 0,
                     request_id,
                 )

@@ -31,6 +31,7 @@ from daemon.api.multipart import FieldSpec, Sink
 from daemon.api.privacy import FORM_OVERHEAD, Rejected
 from daemon.api.uploads import streams_to_disk
 from daemon.appkeys import CONFIG, PRINCIPAL
+from daemon.fsmodes import private_file
 from daemon.services.task_store import DONE, RUNNING, TaskRecord
 from daemon.services.tasks import TASKS, TaskNotFound, TaskService, setup_tasks
 from daemon.services.video_blur import probe_video
@@ -142,7 +143,7 @@ class _VideoUpload:
     async def _write(self, chunk: bytes) -> None:
         loop = asyncio.get_running_loop()
         if self._handle is None:
-            self._handle = await loop.run_in_executor(None, self.path.open, "wb")
+            self._handle = await loop.run_in_executor(None, _open_private, self.path)
         self.size += len(chunk)
         self._buffer += chunk
         if len(self._buffer) >= WRITE_CHUNK:  # written as is: no copy on the event loop
@@ -232,3 +233,8 @@ def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _open_private(path: Path):
+    """The upload file, created 0600 (the umask of a daemon run by hand may be 0022)."""
+    return private_file(path).open("wb")

@@ -7,7 +7,18 @@ import os
 import sys
 from collections.abc import Mapping
 
+from daemon.textsafe import one_line
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class OneLineFormatter(logging.Formatter):
+    """One record, one line: control characters in the message are escaped (daemon/textsafe.py), so
+    a value logged anywhere cannot forge a line; tracebacks keep their lines, indented by Python."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message, limit=None, backslashes=False)
+        return super().formatMessage(record)
 
 
 def _journal_handler() -> logging.Handler | None:
@@ -27,7 +38,7 @@ def setup_logging(level: str, journald: str, environ: Mapping[str, str] | None =
     target = "journald"
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(OneLineFormatter(FORMAT))
         target = "stderr"
     root = logging.getLogger()
     for old in list(root.handlers):

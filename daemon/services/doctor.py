@@ -136,7 +136,8 @@ def check_state(config: Config) -> list[Check]:
         out.append(Check("state_dir", "ok", f"{state} mode {stat.S_IMODE(info.st_mode):04o}"))
     # Token files (whatever their format: tokens, tokens.json …) and keys in the state dir, and the
     # bundle key wherever it is configured.
-    secrets = sorted({config.bundle_key_path, *state.glob("tokens*"), *state.glob("*.key")})
+    keys = [*state.glob("*.key"), *state.glob("*.keys")]
+    secrets = sorted({config.bundle_key_path, *state.glob("tokens*"), *keys})
     databases = [config.database_path, config.database_path.with_name(config.database_path.name + "-wal")]
     for path, allowed in [(p, 0o077) for p in secrets] + [(p, 0o007) for p in databases]:
         if not path.is_file():

@@ -30,6 +30,7 @@ from aiohttp import web
 from daemon.appkeys import CONFIG
 from daemon.config import Config
 from daemon.errors import FacegateError, Overloaded
+from daemon.fsmodes import private_dir
 from daemon.services.task_store import DONE, FAILED, QUEUED, RUNNING, TaskRecord, TaskStore
 from daemon.services.video_blur import VideoCancelled, VideoInfo, blur_video, privacy_detector, video_settings
 from daemon.vision.engine import VisionEngine
@@ -96,8 +97,8 @@ class TaskService:
             self._store.close()
 
     def _open_and_recover(self) -> list[str]:
-        for folder in (self.uploads, self.results):
-            folder.mkdir(parents=True, exist_ok=True)
+        for folder in (self.directory, self.uploads, self.results):
+            private_dir(folder)
         store = self._store = TaskStore(self.directory / "tasks.sqlite3")
         limit = self.config.tasks.max_attempts
         for record in store.with_status([RUNNING]):  # the daemon died while these ran

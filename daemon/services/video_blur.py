@@ -30,6 +30,7 @@ from daemon.camera.failclosed import FailClosedGate, GateSettings, Release, blur
 from daemon.camera.pipeline import DetectFn
 from daemon.config import Config
 from daemon.errors import FacegateError
+from daemon.fsmodes import private_file
 from daemon.services.privacy import detect_settings
 from daemon.services.video_writers import WRITERS, FrameWriter, VideoWriteError, open_writer
 from daemon.vision.engine import VisionEngine
@@ -176,6 +177,7 @@ def blur_video(
         if not ok or image is None:
             raise VideoError("Invalid video format: no decodable frame")
         info = _info(cap, image)
+        private_file(partial)  # 0600 before the writer opens it: it keeps the mode of an existing file
         try:
             writer = open_writer(partial, info.width, info.height, info.fps)
         except VideoWriteError as exc:
