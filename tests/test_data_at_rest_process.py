@@ -40,7 +40,7 @@ def _request(port: int, token: str, method: str, path: str, body: bytes | None =
 def _multipart(video: bytes, filename_star: str) -> tuple[bytes, str]:
     boundary = "facegate-test-boundary"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; "
+        f'--{boundary}\r\nContent-Disposition: form-data; name="video"; '
         f"filename*=UTF-8''{filename_star}\r\n"
         "Content-Type: video/x-msvideo\r\n\r\n"
     ).encode()

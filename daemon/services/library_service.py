@@ -217,4 +217,3 @@ class LibraryService:
 
     async def unbind(self, face_token: str, group_ids: Sequence[str]) -> BindResult:
         return await self._call(self.store.unbind, face_token, list(group_ids))
-
