@@ -328,3 +328,34 @@ def test_key_file_format_is_checked(tmp_path: Path):
     key_file.write_text("# nothing\n")
     with pytest.raises(KeyRingError, match="no key"):
         KeyRing(key_file)
+
+
+def test_a_bundle_carries_plaintext_and_an_import_seals_it_with_the_target_key(tmp_path: Path):
+    import base64
+    import io
+    import json
+
+    from daemon.library import bundle
+    from daemon.library.backup import snapshot
+
+    source, target = tmp_path / "a" / "library.sqlite3", tmp_path / "b" / "library.sqlite3"
+    source.parent.mkdir()
+    target.parent.mkdir()
+    args = face_args(9)
+    with opened(source) as store:
+        store.add_face(**args)
+        ring = store.keys
+    with snapshot(source) as conn:
+        data = b"".join(bundle.export_lines(conn, ring, b"k" * 32, MODEL, DIM))
+    image = json.loads(data.splitlines()[2])
+    assert base64.b64decode(image["faces"][0]["template"]) == args["template"].tobytes()
+    assert base64.b64decode(image["original"]) == args["original"]
+    with opened(target) as other:
+        other.rewrite(
+            lambda conn, keys: bundle.apply(conn, keys, io.BytesIO(data), b"k" * 32, MODEL, DIM, "merge")
+        )
+        for secret in secrets_of(args):
+            assert secret not in on_disk(target)
+        assert search(other, 9) == 1
+        assert other.get_image(args["image_id"]).original == args["original"]
+    assert keys.read_keys(tmp_path / "a" / "library.keys") != keys.read_keys(tmp_path / "b" / "library.keys")
