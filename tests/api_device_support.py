@@ -14,6 +14,7 @@ import numpy as np
 from conftest import AUTH, FACES, NO_FACES, read_rgb
 
 from daemon.config import Config
+from daemon.library import sealing
 from daemon.vision.image import encode_jpeg
 
 OBAMA = FACES / "obama.jpg"
@@ -121,12 +122,19 @@ async def api_state(client: Any) -> dict[str, Any]:
 
 
 def db_state(path: Path) -> dict[str, Any]:
-    """The library file read through an independent connection: every row that matters."""
+    """The library file read through an independent connection: every row that matters. Blobs are
+    checked to be sealed and reported by their plaintext length."""
     conn = sqlite3.connect(path)
     try:
-        images = {r[0]: r[1] for r in conn.execute("SELECT image_id, length(original) FROM images")}
+        for table, column in (("images", "original"), ("faces", "crop_jpeg"), ("faces", "template")):
+            unsealed = conn.execute(
+                f"SELECT count(*) FROM {table} WHERE substr({column}, 1, 4) != ?", (sealing.MAGIC,)
+            ).fetchone()[0]
+            assert unsealed == 0, f"{unsealed} {table}.{column} values are stored in plaintext"
+        extra = sealing.OVERHEAD
+        images = {r[0]: r[1] - extra for r in conn.execute("SELECT image_id, length(original) FROM images")}
         faces = {
-            r[0]: {"image": r[1], "crop": r[2], "template": r[3]}
+            r[0]: {"image": r[1], "crop": r[2] - extra, "template": r[3] - extra}
             for r in conn.execute(
                 "SELECT f.face_token, i.image_id, length(f.crop_jpeg), length(f.template)"
                 " FROM faces f JOIN images i ON i.id = f.image"

@@ -133,8 +133,7 @@ class KeyRing:
         return sealing.unseal(key, blob, sealing.associated_data(table, column, row_key), where)
 
     def _cipher(self, key_id: int) -> sealing.AESGCM | None:
-        with self._lock:
-            return self._ciphers.get(key_id)
+        return self._ciphers.get(key_id)  # entries are only ever added: a lock-free read is safe
 
 
 # -- the file ----------------------------------------------------------------------------------------

@@ -59,12 +59,11 @@ def seal(key: AESGCM, key_id: int, plaintext: bytes, aad: bytes) -> bytes:
 
 def unseal(key: AESGCM, blob: bytes, aad: bytes, where: str) -> bytes:
     """The plaintext, or SealedBlobCorrupt naming ``where`` (table, column, row)."""
-    blob = bytes(blob)
-    if key_id_of(blob) is None:
+    if len(blob) < OVERHEAD or blob[: len(MAGIC)] != MAGIC:
         raise SealedBlobCorrupt(f"{where}: stored data is not sealed (corrupt or planted)")
     nonce = blob[PREFIX_BYTES : PREFIX_BYTES + NONCE_BYTES]
     try:
-        return key.decrypt(nonce, blob[PREFIX_BYTES + NONCE_BYTES :], blob[:PREFIX_BYTES] + aad)
+        return key.decrypt(nonce, bytes(blob[PREFIX_BYTES + NONCE_BYTES :]), bytes(blob[:PREFIX_BYTES]) + aad)
     except InvalidTag:
         raise SealedBlobCorrupt(
             f"{where}: stored data fails its integrity check (altered, or moved from another row)"
