@@ -1,7 +1,10 @@
-"""`facegate key rotate`: re-seal the face library with a new key (daemon/library/rotation.py).
+"""`facegate key rotate | migrate`: the face library's encryption keys.
 
-Safe while the daemon runs (it picks up the new key from the file at its next write, and searches
-go on from its in-memory index); resumable when interrupted.
+``rotate`` re-seals the library with a new key (daemon/library/rotation.py): safe while the daemon
+runs (it picks up the new key from the file at its next write, and searches go on from its in-memory
+index); resumable when interrupted. ``migrate`` brings a library to the current schema with the daemon
+stopped, sealing a plaintext one (migration 2): on a large library this takes longer than systemd
+gives a start (TimeoutStartSec), so scripts/install-pi runs it before restarting the service.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from daemon.config import load_config, with_overrides
+from daemon.config import Config, load_config, with_overrides
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -23,15 +26,49 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
     r.add_argument("--batch", type=int, help="rows per transaction (default: security.rotate_batch)")
     r.set_defaults(func=_cmd_rotate)
+    m = key_sub.add_parser("migrate", help="seal a library written in plaintext (daemon stopped)")
+    m.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
+    m.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
+    m.set_defaults(func=_cmd_migrate)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    if args.state_dir is not None:
+        config = with_overrides(config, server={"state_dir": args.state_dir})
+    return config
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    import contextlib
+    import time
+
+    from daemon.library import db
+    from daemon.library.keys import resolve_key_path
+    from daemon.library.store import open_keys
+
+    config = _config(args)
+    path = config.database_path
+    if not path.is_file():
+        print(f"no library at {path}: nothing to migrate", file=sys.stderr)
+        return 0
+    before = db.schema_version(path)
+    started = time.monotonic()
+    keys = open_keys(path, resolve_key_path(config.security.key_file, config.state_path))
+    with contextlib.closing(db.connect(path, keys, busy_timeout=30.0)):
+        pass
+    print(
+        f"{path}: schema {before} -> {db.SCHEMA_VERSION} in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
     from daemon.library.keys import resolve_key_path
     from daemon.library.rotation import rotate
 
-    config = load_config(args.config)
-    if args.state_dir is not None:
-        config = with_overrides(config, server={"state_dir": args.state_dir})
+    config = _config(args)
     key_path = resolve_key_path(config.security.key_file, config.state_path)
     batch = args.batch or config.security.rotate_batch
     result = rotate(config.database_path, key_path, max(1, batch))

@@ -359,3 +359,24 @@ def test_a_bundle_carries_plaintext_and_an_import_seals_it_with_the_target_key(t
         assert search(other, 9) == 1
         assert other.get_image(args["image_id"]).original == args["original"]
     assert keys.read_keys(tmp_path / "a" / "library.keys") != keys.read_keys(tmp_path / "b" / "library.keys")
+
+
+def test_cli_key_migrate_seals_a_plaintext_library_offline(tmp_path: Path, capsys):
+    state = tmp_path / "state"
+    state.mkdir()
+    path = state / "library.sqlite3"
+    conn = raw(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    db.migrate(conn, db.MIGRATIONS[:1])
+    args = face_args(4)
+    conn.execute(
+        "INSERT INTO images (image_id, original, kind, width, height, created) VALUES ('i', ?, 'j', 1, 1, 0)",
+        (args["original"],),
+    )
+    conn.close()
+    assert main(["key", "migrate", "--state-dir", str(state)]) == 0
+    assert "schema 1 -> 2" in capsys.readouterr().err
+    assert args["original"][:64] not in on_disk(path)
+    assert key_ids_in_use(path) == {1}
+    assert main(["key", "migrate", "--state-dir", str(state)]) == 0  # nothing left to do
+    assert "schema 2 -> 2" in capsys.readouterr().err
