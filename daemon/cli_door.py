@@ -22,7 +22,8 @@ from daemon.app import engine_from_config
 from daemon.config import load_config, with_overrides
 from daemon.errors import FacegateError
 from daemon.library.index import TemplateIndex
-from daemon.library.store import FaceStore
+from daemon.library.keys import resolve_key_path
+from daemon.library.store import FaceStore, open_keys
 from daemon.services.door import DoorPipeline
 from daemon.services.door_liveness import blink_settings
 from daemon.services.scores import ScoreMapping
@@ -60,7 +61,10 @@ def _cmd_checkin_video(args: argparse.Namespace) -> int:
     engine = engine_from_config(
         config, ModelPaths.resolve(config.models_path, config.models.embedding, config.liveness.enabled)
     )
-    store = FaceStore(config.database_path)
+    store = FaceStore(
+        config.database_path,
+        open_keys(config.database_path, resolve_key_path(config.security.key_file, config.state_path)),
+    )
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), model_id_of(config.models.embedding))
         blink = blink_settings(config.blink, config.checkin)

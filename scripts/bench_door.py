@@ -31,6 +31,7 @@ from daemon.camera.capture import CaptureLoop
 from daemon.camera.file_source import VideoFileSource
 from daemon.camera.pipeline import StreamPipeline
 from daemon.config import load_config, with_overrides
+from daemon.library.keys import resolve_key_path
 from daemon.services.door_service import DoorService
 from daemon.services.library_service import LibraryService
 from daemon.services.stream import StreamService
@@ -142,7 +143,10 @@ async def main() -> None:
     names = {tokens["obama"]: "obama.jpg", tokens["biden"]: "biden.jpg"}
     clip = root / "visits.avi"
     truth, duration = visit_clip(clip, args.visits, args.fps)
-    library = LibraryService(config.database_path, model_id_of(config.models.embedding), DESCRIPTOR_SIZE)
+    key_path = resolve_key_path(config.security.key_file, config.state_path)
+    library = LibraryService(
+        config.database_path, model_id_of(config.models.embedding), DESCRIPTOR_SIZE, key_path
+    )
     await library.start()
     result = await run(config, clip, args.fps, True, library)
     times = result["times"]

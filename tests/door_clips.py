@@ -16,7 +16,7 @@ import numpy as np
 from clip_maker import DATA, FacePath, render_frames
 
 from daemon.library.index import TemplateIndex
-from daemon.library.store import FaceStore
+from daemon.library.store import FaceStore, open_keys
 from daemon.vision.embed import DESCRIPTOR_SIZE
 from daemon.vision.engine import VisionEngine
 from daemon.vision.image import encode_jpeg
@@ -138,7 +138,7 @@ def enroll(store: FaceStore, engine: VisionEngine, photo: str, name: str, groups
 def make_library(database: Path, engine: VisionEngine) -> dict[str, str]:
     """obama in staff (+default), biden in default only; returns name → faceToken."""
     database.parent.mkdir(parents=True, exist_ok=True)
-    store = FaceStore(database)
+    store = FaceStore(database, open_keys(database, database.parent / "library.keys"))
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), engine.embedder.model_id)
         store.create_group("staff", "Staff")

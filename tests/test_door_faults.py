@@ -20,6 +20,7 @@ from door_clips import make_library
 from daemon.camera.base import CameraError, Frame, FrameSource
 from daemon.camera.capture import CaptureLoop
 from daemon.config import with_overrides
+from daemon.library.keys import resolve_key_path
 from daemon.services.door_service import DoorService
 from daemon.services.library_service import LibraryService
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
@@ -69,7 +70,12 @@ async def test_garbage_and_outage_give_a_status_then_the_door_recovers(
     face = np.ascontiguousarray(cv2.cvtColor(cv2.resize(bgr, None, fx=0.5, fy=0.5), cv2.COLOR_BGR2RGB))
     camera = BrokenCamera(face)
     capture = CaptureLoop(camera, backoff_initial=0.1, backoff_max=0.2)
-    library = LibraryService(cfg.database_path, model_id_of(cfg.models.embedding), DESCRIPTOR_SIZE)
+    library = LibraryService(
+        cfg.database_path,
+        model_id_of(cfg.models.embedding),
+        DESCRIPTOR_SIZE,
+        resolve_key_path(cfg.security.key_file, cfg.state_path),
+    )
     await library.start()
     door = DoorService(cfg, lambda: engine, library, lambda: capture)
     capture.start()
@@ -103,7 +109,12 @@ async def test_a_settings_change_reaches_the_running_door(config, engine) -> Non
     face = np.ascontiguousarray(cv2.cvtColor(cv2.resize(bgr, None, fx=0.5, fy=0.5), cv2.COLOR_BGR2RGB))
     camera = BrokenCamera(face)
     capture = CaptureLoop(camera, backoff_initial=0.1, backoff_max=0.2)
-    library = LibraryService(cfg.database_path, model_id_of(cfg.models.embedding), DESCRIPTOR_SIZE)
+    library = LibraryService(
+        cfg.database_path,
+        model_id_of(cfg.models.embedding),
+        DESCRIPTOR_SIZE,
+        resolve_key_path(cfg.security.key_file, cfg.state_path),
+    )
     await library.start()
     door = DoorService(cfg, lambda: engine, library, lambda: capture)
     capture.start()

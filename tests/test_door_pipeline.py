@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import open_library
 from door_clips import OFF, keyed_path, make_library, visits_paths, write_clip
 
 from daemon.cli import main
 from daemon.config import PACKAGE_MODELS_DIR, BlinkConfig, CheckinConfig
 from daemon.library.index import TemplateIndex
-from daemon.library.store import FaceStore
 from daemon.services.door import DoorPipeline
 from daemon.services.door_liveness import blink_settings
 from daemon.services.scores import ScoreMapping
@@ -100,7 +100,7 @@ def test_an_empty_library_gives_unknowns_only(capsys, door_env: dict, tmp_path: 
     (state / "library.sqlite3").unlink()
     for suffix in ("-wal", "-shm"):
         (state / f"library.sqlite3{suffix}").unlink(missing_ok=True)
-    FaceStore(state / "library.sqlite3").close()
+    open_library(state / "library.sqlite3").close()
     env = {**door_env, "state": state}
     events, _ = run(capsys, env)
     assert events and {e["decision"] for e in events} == {"unknown"}
@@ -155,7 +155,7 @@ class EngineWithPassiveModel:
 @pytest.mark.parametrize(("passive", "decision"), [(90.0, "granted"), (10.0, "denied")])
 def test_passive_policy_uses_the_engines_passive_model(door_env: dict, engine, passive, decision) -> None:
     wrapped = EngineWithPassiveModel(engine, passive)
-    store = FaceStore(door_env["state"] / "library.sqlite3")
+    store = open_library(door_env["state"] / "library.sqlite3")
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), engine.embedder.model_id)
         settings = CheckinConfig(groups=["staff"], liveness="passive", liveness_frames=3)
@@ -179,7 +179,7 @@ def test_passive_policy_uses_the_engines_passive_model(door_env: dict, engine, p
     [("none", set()), ("known", {"denied"}), ("all", {"denied", "unknown"})],
 )
 def test_snapshots_follow_the_policy(door_env: dict, engine, policy: str, with_snapshot: set[str]) -> None:
-    store = FaceStore(door_env["state"] / "library.sqlite3")
+    store = open_library(door_env["state"] / "library.sqlite3")
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), engine.embedder.model_id)
         settings = CheckinConfig(groups=["staff"], snapshots=policy)  # type: ignore[arg-type]
@@ -207,7 +207,7 @@ def test_a_photo_that_never_blinks_is_denied_under_passive_blink(door_env: dict,
     """passive+blink with the real face-mesh and iris models: the clip's faces are still photos, so even
     with passing passive scores no blink comes and the grant is refused when the check's time is up."""
     wrapped = EngineWithPassiveModel(engine, 90.0)
-    store = FaceStore(door_env["state"] / "library.sqlite3")
+    store = open_library(door_env["state"] / "library.sqlite3")
     try:
         store.attach_index(TemplateIndex(DESCRIPTOR_SIZE), engine.embedder.model_id)
         settings = CheckinConfig(groups=["staff"], liveness="passive+blink")

@@ -46,6 +46,7 @@ class Audited:
     action: str
     target: Callable[[web.Request, Body, Body], str]  # (request, request body, answer body)
     detail: Callable[[web.Request, Body, Body], dict[str, Any]] = lambda request, sent, answer: {}
+    reads_body: bool = False  # the target or detail is in the (small JSON) request body
 
 
 def _url(kind: str, name: str) -> Callable[[web.Request, Body, Body], str]:
@@ -57,45 +58,52 @@ def _data(answer: Body) -> Body:
     return data if isinstance(data, dict) else {}
 
 
+def _group_fields(request: web.Request, sent: Body, answer: Body) -> dict[str, Any]:
+    return {k: sent.get(k) for k in ("groupName", "groupType", "groupScore") if k in sent}
+
+
 AUDITED_ROUTES: dict[tuple[str, str], Audited] = {
     ("POST", "/api/faces"): Audited(
         "face.enrol",
         lambda r, sent, answer: f"face:{_data(answer).get('faceToken', '')}",
         lambda r, sent, answer: {"imageId": _data(answer).get("imageId")},
     ),
+    ("PATCH", "/api/faces/faceToken/{faceToken}"): Audited(
+        "face.modify", _url("face", "faceToken"), lambda r, sent, a: {"fields": sorted(sent)}, True
+    ),
     ("DELETE", "/api/faces/{faceToken}"): Audited("face.delete", _url("face", "faceToken")),
     ("DELETE", "/api/faces/image/{imageId}"): Audited("image.delete", _url("image", "imageId")),
     ("DELETE", "/api/faces/facesLib"): Audited("library.reset", lambda r, s, a: "library"),
     ("POST", "/api/faceGroups"): Audited(
-        "group.create",
-        lambda r, sent, a: f"group:{sent.get('groupId', '')}",
-        lambda r, sent, a: _fields(sent),
+        "group.create", lambda r, sent, a: f"group:{sent.get('groupId', '')}", _group_fields, True
     ),
     ("PUT", "/api/faceGroups"): Audited(
-        "group.modify",
-        lambda r, sent, a: f"group:{sent.get('groupId', '')}",
-        lambda r, sent, a: _fields(sent),
+        "group.modify", lambda r, sent, a: f"group:{sent.get('groupId', '')}", _group_fields, True
     ),
     ("DELETE", "/api/faceGroups/{groupId}"): Audited(
         "group.delete",
         _url("group", "groupId"),
         lambda r, sent, a: {"deleteAllFace": sent.get("deleteAllFace")},
+        True,
     ),
     ("POST", "/api/faceGroups/binding/{faceToken}"): Audited(
-        "face.bind", _url("face", "faceToken"), lambda r, sent, a: {"groups": sent.get("faceGroupList")}
+        "face.bind", _url("face", "faceToken"), lambda r, sent, a: {"groups": sent.get("faceGroupList")}, True
     ),
     ("DELETE", "/api/faceGroups/unbind/{faceToken}"): Audited(
-        "face.unbind", _url("face", "faceToken"), lambda r, sent, a: {"groups": sent.get("faceGroupList")}
+        "face.unbind",
+        _url("face", "faceToken"),
+        lambda r, sent, a: {"groups": sent.get("faceGroupList")},
+        True,
     ),
     ("POST", "/api/admin/library/import"): Audited(
         "library.import", lambda r, s, a: "library", lambda r, s, a: {"mode": r.query.get("mode", "merge")}
     ),
+    # The door's runtime settings: a configuration change without a restart.
+    ("PUT", "/api/door/settings"): Audited(
+        "config.door.change", lambda r, s, a: "door", lambda r, sent, a: {"keys": sorted(sent)}, True
+    ),
+    ("DELETE", "/api/door/settings"): Audited("config.door.reset", lambda r, s, a: "door"),
 }
-_BODY_ROUTES = frozenset(key for key in AUDITED_ROUTES if key[1].startswith("/api/faceGroups"))
-
-
-def _fields(sent: Body) -> dict[str, Any]:
-    return {k: sent.get(k) for k in ("groupName", "groupType", "groupScore") if k in sent}
 
 
 def setup_audit_api(app: web.Application) -> None:
@@ -141,7 +149,7 @@ async def _record(
         return
     answer = _json(response.body) if isinstance(response, web.Response) else {}
     sent: Body = {}
-    if key in _BODY_ROUTES and request.body_exists and (request.content_length or 0) <= MAX_BODY_PARSED:
+    if audited.reads_body and request.body_exists and (request.content_length or 0) <= MAX_BODY_PARSED:
         sent = _json(await request.read())
     code = answer.get("code")
     try:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.fsmodes import private_sqlite
+
 log = logging.getLogger(__name__)
 
 Decision = str  # "granted" | "denied" | "unknown"
@@ -123,7 +125,7 @@ def _row_json(row: sqlite3.Row | tuple) -> dict[str, Any]:
 class EventStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(self.path)  # 0600, and so its -wal and -shm (it holds face snapshots)
         conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
