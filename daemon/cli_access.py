@@ -61,9 +61,17 @@ def _store(args: argparse.Namespace) -> TokenStore:
     return TokenStore(_config(args).token_store_path)
 
 
+def _audit(args: argparse.Namespace, action: str, name: str, detail: dict) -> None:
+    """A token change is a mutation: recorded in the audit trail like the API's (services/audit.py)."""
+    from daemon.services.audit import record_cli
+
+    record_cli(_config(args), action, f"token:{name}", detail)
+
+
 def _cmd_add(args: argparse.Namespace) -> int:
     scopes = [s.strip() for item in args.scope for s in item.split(",") if s.strip()]
     token = _store(args).add(args.name, scopes)
+    _audit(args, "token.add", args.name, {"scopes": scopes})
     print(token)
     print(f"token {args.name!r} added with scopes {','.join(scopes)}; restart the daemon", file=sys.stderr)
     return 0
@@ -86,6 +94,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
     _store(args).revoke(args.name)
+    _audit(args, "token.revoke", args.name, {})
     print(f"token {args.name!r} revoked; restart the daemon", file=sys.stderr)
     return 0
 

@@ -72,6 +72,10 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     key_path = resolve_key_path(config.security.key_file, config.state_path)
     batch = args.batch or config.security.rotate_batch
     result = rotate(config.database_path, key_path, max(1, batch))
+    from daemon.services.audit import record_cli
+
+    detail = {"key": result.key_id, "rows": result.rows_resealed, "retired": result.retired}
+    record_cli(config, "key.rotate", "library", detail)
     what = "resumed" if result.resumed else "rotated"
     retired = ", ".join(str(k) for k in result.retired) or "none"
     print(

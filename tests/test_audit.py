@@ -176,3 +176,19 @@ def test_one_line_escapes_controls_and_the_formatter_keeps_a_record_on_one_line(
     assert one_line("x" * 400, limit=10) == "x" * 10 + "…"
     record = logging.LogRecord("facegate", logging.INFO, __file__, 1, "task %s", ("evil\nFAKE line",), None)
     assert "\n" not in OneLineFormatter("%(message)s").format(record)
+
+
+def test_token_changes_on_the_command_line_are_recorded(tmp_path: Path):
+    from daemon.cli import main
+
+    state = tmp_path / "state"
+    assert main(["token", "--state-dir", str(state), "add", "door-panel", "--scope", "recognize"]) == 0
+    assert main(["token", "--state-dir", str(state), "revoke", "door-panel"]) == 0
+    store = AuditStore(state / "audit.sqlite3", keep_days=0, max_records=0)
+    records = store.query()
+    store.close()
+    assert [(r.action, r.target) for r in records] == [
+        ("token.revoke", "token:door-panel"),
+        ("token.add", "token:door-panel"),
+    ]
+    assert records[1].detail == {"scopes": ["recognize"]} and records[0].principal.startswith("cli:")

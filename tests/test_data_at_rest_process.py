@@ -66,7 +66,7 @@ def test_outside_systemd_state_is_private_and_logs_cannot_be_forged(tmp_path: Pa
         )
     try:
         port = _wait_ready(proc, log_path)
-        token = (state / "tokens").read_text().strip().splitlines()[-1].split(":", 1)[1]
+        token = (state / "admin-token").read_text().strip()  # the first start's admin token
         image = base64.b64encode((FACES / "obama.jpg").read_bytes()).decode()
         status, body = _request(
             port, token, "POST", "/api/faces", json.dumps({"image": image}).encode(), "application/json"
@@ -96,7 +96,8 @@ def test_outside_systemd_state_is_private_and_logs_cannot_be_forged(tmp_path: Pa
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path} has mode {mode:04o}"
         seen.append(str(path.relative_to(state)))
-    for expected in ("library.sqlite3", "library.keys", "tokens", "audit.sqlite3", "tasks/tasks.sqlite3"):
+    expected_files = ("library.sqlite3", "library.keys", "tokens.json", "audit.sqlite3", "events.sqlite3")
+    for expected in (*expected_files, "tasks/tasks.sqlite3"):
         assert expected in seen, seen
     assert any(name.startswith("tasks/results/") for name in seen), seen
     log_text = log_path.read_text()

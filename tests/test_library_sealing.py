@@ -316,6 +316,9 @@ def test_cli_key_rotate(tmp_path: Path, capsys):
     assert "2 rows re-sealed with key 2; retired keys: 1" in capsys.readouterr().err
     assert key_ids_in_use(state / "library.sqlite3") == {2}
     assert (state / "library.keys").stat().st_mode & 0o777 == 0o600
+    audit = sqlite3.connect(state / "audit.sqlite3")
+    assert audit.execute("SELECT action, target FROM audit").fetchall() == [("key.rotate", "library")]
+    audit.close()
     with opened(state / "library.sqlite3") as store:
         assert store.get_image("image-1").original == face_args(1)["original"]
 

@@ -98,6 +98,9 @@ AUDITED_ROUTES: dict[tuple[str, str], Audited] = {
     ("POST", "/api/admin/library/import"): Audited(
         "library.import", lambda r, s, a: "library", lambda r, s, a: {"mode": r.query.get("mode", "merge")}
     ),
+    ("DELETE", "/api/v1/tasks/{task_id}"): Audited("task.delete", _url("task", "task_id")),
+    # A signed stream URL is a credential: who issued one is recorded.
+    ("POST", "/api/stream/links"): Audited("stream.link.create", lambda r, s, a: "stream"),
     # The door's runtime settings: a configuration change without a restart.
     ("PUT", "/api/door/settings"): Audited(
         "config.door.change", lambda r, s, a: "door", lambda r, sent, a: {"keys": sorted(sent)}, True

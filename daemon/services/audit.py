@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
+import pwd
 import sqlite3
 import threading
 import time
@@ -25,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from daemon.config import Config
 from daemon.fsmodes import private_sqlite
 
 T = TypeVar("T")
@@ -214,3 +217,18 @@ def record_offline(path: Path, keep_days: float, max_records: int, **fields: Any
         return store.record(**fields)
     finally:
         store.close()
+
+
+def record_cli(config: Config, action: str, target: str, detail: dict[str, Any]) -> int:
+    """A command-line mutation (``facegate token add``, ``key rotate`` …), principal ``cli:<user>``."""
+    user = pwd.getpwuid(os.geteuid()).pw_name if hasattr(os, "geteuid") else "?"
+    return record_offline(
+        config.audit_path,
+        config.audit.keep_days,
+        config.audit.max_records,
+        action=action,
+        target=target,
+        principal=f"cli:{user}",
+        request_id="cli",
+        detail=detail,
+    )
