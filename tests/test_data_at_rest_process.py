@@ -105,7 +105,7 @@ def test_outside_systemd_state_is_private_and_logs_cannot_be_forged(tmp_path: Pa
     assert not [line for line in lines if "FORGED" in line and not line.startswith(("20", " "))]
     assert "FORGED-BY-NAME" not in log_text and "evil" not in log_text  # file names are never logged
     request_line = next(line for line in lines if "FORGED-BY-PATH" in line)
-    assert "/api/faces/x\\x0a2026-01-01" in request_line and "principal=admin" in request_line
+    assert "/api/faces/x%0A2026-01-01" in request_line and "principal=admin" in request_line
 
 
 def _wait_ready(proc: subprocess.Popen, log_path: Path) -> int:

@@ -24,8 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
+from daemon.api.errors import error_answer
 from daemon.api.middleware import Handler
+from daemon.api.uploads import BODY
 from daemon.appkeys import CONFIG, PRINCIPAL, REQUEST_ID
+from daemon.errors import FacegateError
 from daemon.services.audit import AuditLog
 from daemon.textsafe import one_line
 
@@ -136,6 +139,13 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         await _record(request, key, audited, exc.status, None)
         raise
+    except FacegateError as exc:  # answered by the outer middleware in the route family's format
+        answer = error_answer(request, exc)
+        await _record(request, key, audited, answer.status if answer else 500, answer)
+        raise
+    except Exception:
+        await _record(request, key, audited, 500, None)
+        raise
     await _record(request, key, audited, response.status, response)
     return response
 
@@ -152,8 +162,8 @@ async def _record(
         return
     answer = _json(response.body) if isinstance(response, web.Response) else {}
     sent: Body = {}
-    if audited.reads_body and request.body_exists and (request.content_length or 0) <= MAX_BODY_PARSED:
-        sent = _json(await request.read())
+    if audited.reads_body:
+        sent = _json(request.get(BODY))  # as the handler read it (daemon/api/uploads.read_body)
     code = answer.get("code")
     try:
         await request.app[AUDIT].record(

@@ -102,6 +102,9 @@ async def within(request: web.Request, read: Awaitable[T]) -> T:
         raise BodyTimeout(seconds) from None
 
 
+BODY = web.RequestKey("request_body", bytes)  # the body read_body returned
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, at most ``limit`` bytes (413 beyond), each chunk awaited within the timeout."""
     if request.content_length is not None and request.content_length > limit:
@@ -111,4 +114,5 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         body += chunk
         if len(body) > limit:
             raise web.HTTPRequestEntityTooLarge(limit, len(body))
-    return bytes(body)
+    request[BODY] = data = bytes(body)  # kept for the audit record of small JSON mutations
+    return data

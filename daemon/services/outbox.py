@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.fsmodes import private_sqlite
 from daemon.ops.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class OutboxStore:
 
     def __init__(self, path: str | Path, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(self.path)  # 0600, and so its -wal and -shm
         conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
