@@ -160,12 +160,11 @@ async def _record(
     principal = request.get(PRINCIPAL)
     if principal is None:
         return
-    answer = _json(response.body) if isinstance(response, web.Response) else {}
-    sent: Body = {}
-    if audited.reads_body:
-        sent = _json(request.get(BODY))  # as the handler read it (daemon/api/uploads.read_body)
-    code = answer.get("code")
-    try:
+    try:  # whatever the request held, recording never turns the answer into a 500
+        answer = _json(response.body) if isinstance(response, web.Response) else {}
+        # The body as the handler read it (daemon/api/uploads.read_body), for the routes that need it.
+        sent = _json(request.get(BODY)) if audited.reads_body else {}
+        code = answer.get("code")
         await request.app[AUDIT].record(
             action=audited.action,
             target=one_line(audited.target(request, sent, answer)),
@@ -184,7 +183,7 @@ def _json(body: Any) -> Body:
         return {}
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile bodies: nesting deeper than the parser allows
         return {}
     return value if isinstance(value, dict) else {}
 
