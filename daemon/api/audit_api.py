@@ -71,6 +71,11 @@ AUDITED_ROUTES: dict[tuple[str, str], Audited] = {
         lambda r, sent, answer: f"face:{_data(answer).get('faceToken', '')}",
         lambda r, sent, answer: {"imageId": _data(answer).get("imageId")},
     ),
+    ("POST", "/api/faces/camera"): Audited(
+        "face.enrol",
+        lambda r, sent, answer: f"face:{_data(answer).get('faceToken', '')}",
+        lambda r, sent, answer: {"imageId": _data(answer).get("imageId"), "source": "camera"},
+    ),
     ("PATCH", "/api/faces/faceToken/{faceToken}"): Audited(
         "face.modify", _url("face", "faceToken"), lambda r, sent, a: {"fields": sorted(sent)}, True
     ),
