@@ -264,6 +264,12 @@ def test_every_page_loads_without_console_errors(browser, daemon, shots):
         time.sleep(0.3)
         browser.save_screenshot(str(shots / f"{name}.png"))
         assert console_errors(browser) == [], name
+    # Settings (admin): the tokens of the store and the audit trail of a change.
+    api(daemon, "POST", "/api/faceGroups", {"groupId": "audited", "groupName": "Audited"})
+    open_page(browser, "groups", "groups")
+    open_page(browser, "settings", "audit")
+    assert "admin" in browser.find_element(By.ID, "tokens").text
+    assert "group.create" in browser.find_element(By.ID, "audit").text
     # Phone-sized screen: the navigation wraps, nothing overflows sideways.
     browser.set_window_size(390, 844)
     open_page(browser, "library", "faces")
