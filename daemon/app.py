@@ -63,7 +63,6 @@ def build_app(
     app[UPLOADS] = uploads
     app[CONFIG] = config
     app[STATUS] = DaemonStatus(DETECTOR_NAME)
-    detection_engine_factory = engine_factory
     if engine_factory is None:
 
         def engine_factory() -> VisionEngine:
@@ -71,6 +70,9 @@ def build_app(
 
         def detection_engine_factory() -> VisionEngine:
             return engine_from_config(config, model_paths, with_embedder=False)
+
+    else:
+        detection_engine_factory = engine_factory
 
     app[POOL] = InferencePool(
         engine_factory,

@@ -12,6 +12,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from daemon.config import Config, load_config, with_overrides
 from daemon.services.tokens import SCOPES, TokenStore
@@ -78,7 +79,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in _store(args).load().entries:
         created = datetime.fromtimestamp(entry.created, UTC).isoformat(timespec="seconds")
         scopes = sorted(entry.scopes)

@@ -67,7 +67,7 @@ def _check_range(f: dataclasses.Field, value: Any, path: str) -> None:
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return build(tp, value, path)
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
@@ -147,7 +147,12 @@ def render_defaults(cls: type, indent: int = 0) -> list[str]:
     lines: list[str] = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name} has no default")
         pad = " " * indent
         if dataclasses.is_dataclass(default):
             if lines:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import re
@@ -180,7 +181,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         await response.write(b"retry: 2000\n\n")
         sent = -1
         while last is not None and not subscriber.dropped:
-            backlog = await door.run_io(lambda after=last: events.after(after, RESUME_CHUNK))
+            backlog = await door.run_io(functools.partial(events.after, last, RESUME_CHUNK))
             for event in backlog:
                 await response.write(_sse(event))
                 sent = last = event["id"]
@@ -188,16 +189,16 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
                 break
         while not subscriber.dropped:
             try:
-                event = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
+                live = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
             except TimeoutError:
                 await response.write(b": heartbeat\n\n")
                 continue
-            if event is None or subscriber.dropped:
+            if live is None or subscriber.dropped:
                 break
-            if event["id"] <= sent:
+            if live["id"] <= sent:
                 continue  # already sent from the backlog
-            await response.write(_sse(event))
-            sent = event["id"]
+            await response.write(_sse(live))
+            sent = live["id"]
     except ConnectionResetError:
         pass
     finally:

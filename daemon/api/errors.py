@@ -72,9 +72,9 @@ def plain_answer(exc: FacegateError) -> Answer | None:
     if isinstance(exc, ImageError):
         status, message = image_error(exc)
         return status, {"error": message}
-    status = _status_of(exc)
-    if status is not None:
-        return status, {"error": "busy, retry later" if isinstance(exc, Overloaded) else str(exc)}
+    known = _status_of(exc)
+    if known is not None:
+        return known, {"error": "busy, retry later" if isinstance(exc, Overloaded) else str(exc)}
     for cls, status in ((TaskNotFound, 404), (TaskNotReady, 409), (VideoError, 400)):
         if isinstance(exc, cls):
             return status, {"error": str(exc)}

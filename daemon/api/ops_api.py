@@ -29,7 +29,7 @@ from daemon.api.middleware import Handler
 from daemon.api.privacy import PRIVACY_PATHS
 from daemon.api.uploads import streams_to_disk
 from daemon.appkeys import CONFIG, STATUS
-from daemon.library.bundle import BundleError
+from daemon.library.bundle import BundleError, ImportMode
 from daemon.library.errors import GroupNotFound
 from daemon.services.disk import DiskGuard, StorageFull, is_storage_full
 from daemon.services.portability import LibraryPorter, PayloadTooLarge, PortabilityBusy
@@ -43,6 +43,7 @@ IMPORT_PATH = "/api/admin/library/import"
 ADMIN_ROUTES = frozenset({EXPORT_PATH, IMPORT_PATH})  # -> admin scope (see module docstring)
 READ_TIMEOUT = 60.0  # seconds an import upload may send nothing
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_IMPORT_MODES: dict[str, ImportMode] = {"merge": "merge", "replace": "replace"}
 # POST routes that only read: they keep working when the disk is full.
 READ_ONLY_POSTS = (
     frozenset(
@@ -109,7 +110,7 @@ async def disk_middleware(request: web.Request, handler: Handler) -> web.StreamR
 @device_endpoint
 async def export_library(request: web.Request) -> web.StreamResponse:
     groups = request.query.getall("group", [])
-    chunks = request.app[PORTER].export(groups).__aiter__()
+    chunks = request.app[PORTER].export(groups)  # an async generator: its own iterator
     try:
         first = await chunks.__anext__()
     except (GroupNotFound, BundleError, PortabilityBusy) as exc:
@@ -133,8 +134,8 @@ async def export_library(request: web.Request) -> web.StreamResponse:
 @device_endpoint
 @streams_to_disk  # spooled to disk: holds no share of limits.max_buffered_upload_bytes
 async def import_library(request: web.Request) -> web.Response:
-    mode = request.query.get("mode", "merge")
-    if mode not in ("merge", "replace"):
+    mode = _IMPORT_MODES.get(request.query.get("mode", "merge"))
+    if mode is None:
         return device_response(400, 104900, "INVALID_PARAMETER:mode must be merge or replace")
     try:
         result = await request.app[PORTER].import_stream(lambda: _read_chunk(request), mode)

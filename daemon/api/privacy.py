@@ -23,7 +23,7 @@ from daemon.api.families import PLAIN, speaks
 from daemon.api.multipart import FieldSpec
 from daemon.appkeys import CONFIG, POOL, PRINCIPAL
 from daemon.errors import RequestError
-from daemon.services.privacy import BlurOptions, Caller, PrivacyResult, PrivacyService
+from daemon.services.privacy import BlurOptions, Caller, Output, PrivacyResult, PrivacyService
 from daemon.vision.blur import BLUR_METHODS
 
 PRIVACY = web.AppKey("privacy_service", PrivacyService)
@@ -80,7 +80,7 @@ async def _handle(
 ) -> web.Response:
     service = request.app[PRIVACY]
     upload = await read_upload(request, service.config.max_bytes)
-    output = "json" if json_only or wants_json(request.headers.get("Accept", "")) else "image"
+    output: Output = "json" if json_only or wants_json(request.headers.get("Accept", "")) else "image"
     options = BlurOptions(
         output=output,
         method=_method(upload.fields.get("method"), service.config.method),

@@ -143,11 +143,13 @@ class _VideoUpload:
     async def _write(self, chunk: bytes) -> None:
         loop = asyncio.get_running_loop()
         if self._handle is None:
+            assert self.path is not None  # open() chose it before handing out this sink
             self._handle = await loop.run_in_executor(None, _open_private, self.path)
+        handle = self._handle
         self.size += len(chunk)
         self._buffer += chunk
         if len(self._buffer) >= WRITE_CHUNK:  # written as is: no copy on the event loop
-            await loop.run_in_executor(None, self._handle.write, self._buffer)
+            await loop.run_in_executor(None, handle.write, self._buffer)
             self._buffer.clear()
 
     async def close(self) -> None:

@@ -126,7 +126,7 @@ class StreamRecorder:
         self._serial += 1
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self.directory / f"stream-{stamp}-{self._serial:04d}.avi"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), self._fps, (width, height))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), self._fps, (width, height))
         if not writer.isOpened():
             writer.release()
             raise OSError(f"cannot write {path}")

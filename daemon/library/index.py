@@ -189,10 +189,11 @@ class TemplateIndex:
         if capacity == self.capacity:
             return
         n = self._n
-        old = (self._unit, self._norm, self._sqnorm, self._masks, self._ids)
+        old: tuple[np.ndarray, ...] = (self._unit, self._norm, self._sqnorm, self._masks, self._ids)
         self._allocate(capacity)
         self._unit[:, :n] = old[0][:, :n]
-        for new, previous in zip((self._norm, self._sqnorm, self._masks, self._ids), old[1:], strict=True):
+        grown: tuple[np.ndarray, ...] = (self._norm, self._sqnorm, self._masks, self._ids)
+        for new, previous in zip(grown, old[1:], strict=True):
             new[:n] = previous[:n]
 
     def _append(self, ids: np.ndarray, unit: np.ndarray, norms: np.ndarray, masks: np.ndarray) -> None:

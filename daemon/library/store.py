@@ -198,13 +198,13 @@ class FaceStore:
 
     def create_group(self, group_id: str, name: str, type: str = "", score: int = DEFAULT_SCORE) -> None:
         """Raises GroupIdConflict, GroupNameConflict, GroupOverLimit (2.2)."""
-        self._write(lambda conn: (groups.create_group(conn, group_id, name, type, score), IndexChange()))
+        self._write(_unindexed(lambda conn: groups.create_group(conn, group_id, name, type, score)))
 
     def modify_group(
         self, group_id: str, name: str | None = None, type: str | None = None, score: int | None = None
     ) -> None:
         """Change the given fields (2.7). Raises GroupNotFound, GroupNameConflict."""
-        self._write(lambda conn: (groups.modify_group(conn, group_id, name, type, score), IndexChange()))
+        self._write(_unindexed(lambda conn: groups.modify_group(conn, group_id, name, type, score)))
 
     def delete_group(
         self, group_id: str, delete_all_face: int, protected: Collection[str] = frozenset()
@@ -294,3 +294,15 @@ def open_keys(library: Path, key_path: Path) -> KeyRing:
     """The library's key ring; created only while the library holds no sealed data (a new file or
     one written before sealing), so a lost key file stops the start instead of hiding the data."""
     return KeyRing.open(key_path, may_create=db.schema_version(library) < db.SEALING_VERSION)
+
+
+def _unindexed(
+    write: Callable[[sqlite3.Connection], None],
+) -> Callable[[sqlite3.Connection], tuple[None, IndexChange]]:
+    """A write that leaves the index as it is (a group's name, type or score)."""
+
+    def operation(conn: sqlite3.Connection) -> tuple[None, IndexChange]:
+        write(conn)
+        return None, IndexChange()
+
+    return operation

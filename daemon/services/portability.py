@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,7 +58,7 @@ class LibraryPorter:
     def close(self) -> None:
         self._io.shutdown(wait=False)
 
-    async def export(self, group_ids: Sequence[str]) -> AsyncIterator[bytes]:
+    async def export(self, group_ids: Sequence[str]) -> AsyncGenerator[bytes, None]:
         """The bundle in chunks. Errors found before the first chunk (an unknown group, no key) are
         raised by the first ``__anext__``, so a handler can still answer them as errors."""
         if self._busy.locked():

@@ -9,6 +9,7 @@ Distances are Euclidean between raw (not normalised) dlib descriptors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 
@@ -28,6 +29,10 @@ class ScoreMapping:
         self._distances = distances
         self._scores = scores
 
+    @overload
+    def score(self, distance: float) -> float: ...
+    @overload
+    def score(self, distance: np.ndarray) -> float | np.ndarray: ...  # float for a 0-d array
     def score(self, distance: float | np.ndarray) -> float | np.ndarray:
         """Score 0–100 for a distance (beyond the last anchor: the last anchor's score)."""
         result = np.interp(distance, self._distances, self._scores)

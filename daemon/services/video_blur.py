@@ -201,7 +201,7 @@ def blur_video(
                 progress(counts["frames"], info.frames)
 
         index = 0
-        while image is not None:
+        while True:
             if should_stop is not None and should_stop():
                 raise VideoCancelled("stopped before the end")
             rgb = _rgb_of_size(image, info.width, info.height)
@@ -214,8 +214,8 @@ def blur_video(
                 write(release)
             index += 1
             ok, image = cap.read()
-            if not ok:
-                image = None
+            if not ok or image is None:
+                break
         for release in gate.release(flush=True):
             write(release)
         writer.close()

@@ -50,13 +50,15 @@ class PyAVWriter:
         try:
             self._container = av.open(str(path), mode="w")
             rate = Fraction(fps).limit_denominator(1001)
-            self._stream = self._container.add_stream(codec, rate=rate)
+            stream = self._container.add_stream(codec, rate=rate)
         except (av.FFmpegError, ValueError, OSError) as exc:
             raise VideoWriteError(f"cannot write {path.suffix} video with {codec}: {exc}") from exc
+        assert isinstance(stream, av.VideoStream), codec  # WRITERS passes video codecs only
+        self._stream = stream
         self._stream.width = width + width % 2
         self._stream.height = height + height % 2
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = options
+        self._stream.options = dict[str, object](options)
         self._stream.thread_count = 2
         self._frame_type = av.VideoFrame
 
@@ -78,7 +80,7 @@ class PyAVWriter:
 
 class OpenCVMJPEGWriter:
     def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
         if not self._writer.isOpened():
             raise VideoWriteError(f"cannot write {path.suffix} video to {path.parent}")
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
-def intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def intersections(
+    boxes_a: npt.ArrayLike, boxes_b: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(intersection areas (A, B), areas of a (A,), areas of b (B,)); degenerate boxes have area 0."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
     iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)
@@ -17,13 +20,13 @@ def intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return inter, area_a, area_b
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """(A, B) intersection over union; a degenerate box has IoU 0 with everything."""
     inter, area_a, area_b = intersections(a, b)
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
 
 
-def containment_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def containment_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """(A, B) intersection over the smaller box's area: 1 when one box lies inside the other."""
     inter, area_a, area_b = intersections(a, b)
     return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)

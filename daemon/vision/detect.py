@@ -22,7 +22,7 @@ import numpy as np
 from daemon.errors import ModelError
 from daemon.vision.anchors import AnchorConfig, ssd_anchor_centres
 from daemon.vision.boxes import iou_matrix
-from daemon.vision.types import Face
+from daemon.vision.types import Face, as_box
 
 DetectorKindName = Literal["short", "full"]
 
@@ -289,6 +289,6 @@ class Detector:
         corners = placement.to_image(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
         points = placement.to_image(keypoints).astype(np.float32)
         return [
-            Face(box=tuple(float(v) for v in corners[i]), score=float(scores[i]), keypoints=points[i])
+            Face(box=as_box(corners[i]), score=float(scores[i]), keypoints=points[i])
             for i in range(len(scores))
         ]

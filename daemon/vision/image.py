@@ -14,6 +14,7 @@ import binascii
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -431,7 +432,7 @@ def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 # EXIF orientation -> the operation that turns stored pixels into displayed pixels (1: none).
-_ORIENT_OPS = {
+_ORIENT_OPS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: cv2.flip(a, 1),  # mirrored left-right
     3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
     4: lambda a: cv2.flip(a, 0),  # mirrored top-bottom

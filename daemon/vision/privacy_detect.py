@@ -44,7 +44,7 @@ import numpy as np
 from daemon.vision.boxes import containment_matrix, iou_matrix
 from daemon.vision.detect import DETECTOR_KINDS, resize_to_fit
 from daemon.vision.detectors.registry import backend
-from daemon.vision.types import Face
+from daemon.vision.types import Face, as_box
 
 ModelKind = str  # a backend name of daemon/vision/detectors/registry.py (or "short" / "full")
 Roi = tuple[int, int, int, int]
@@ -282,7 +282,7 @@ def _merge(faces: Sequence[Face], whole: Sequence[bool]) -> list[tuple[Face, boo
         weights = scores[agree] / scores[agree].sum()
         box = weights @ boxes[agree]
         kps = np.tensordot(weights, points[agree], axes=1).astype(np.float32)
-        face = Face(box=tuple(float(v) for v in box), score=float(scores[top]), keypoints=kps)
+        face = Face(box=as_box(box), score=float(scores[top]), keypoints=kps)
         merged.append((face, bool(from_whole[same].any())))
     return merged
 
@@ -370,7 +370,7 @@ def scale_faces(faces: Iterable[Face], scale: float) -> list[Face]:
         return list(faces)
     inv = 1.0 / scale
     return [
-        Face(box=tuple(v * inv for v in f.box), score=f.score, keypoints=(f.keypoints * np.float32(inv)))
+        Face(box=as_box(v * inv for v in f.box), score=f.score, keypoints=(f.keypoints * np.float32(inv)))
         for f in faces
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,14 @@ MOUTH = 3
 RIGHT_EAR = 4
 LEFT_EAR = 5
 
+Box = tuple[float, float, float, float]  # (x1, y1, x2, y2)
+
+
+def as_box(values: Iterable[float]) -> Box:
+    """Four numbers (a row of a numpy array, say) as a Box of Python floats."""
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return (x1, y1, x2, y2)
+
 
 @dataclass(frozen=True)
 class Face:
@@ -23,7 +32,7 @@ class Face:
     keypoints is a (6, 2) float32 array of (x, y) in MediaPipe's order (see the constants above).
     """
 
-    box: tuple[float, float, float, float]
+    box: Box
     score: float
     keypoints: np.ndarray
 

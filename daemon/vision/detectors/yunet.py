@@ -26,7 +26,7 @@ import numpy as np
 
 from daemon.errors import ModelError
 from daemon.vision.boxes import iou_matrix
-from daemon.vision.types import Face
+from daemon.vision.types import Face, as_box
 
 STRIDES = (8, 16, 32)
 ALIGN = 32  # input sides must be multiples of this
@@ -134,7 +134,7 @@ class YuNetDetector:
         boxes = boxes + np.tile(offset, 2)
         kps = six_keypoints(points + offset, boxes)
         return [
-            Face(box=tuple(float(v) for v in boxes[i]), score=float(scores[i]), keypoints=kps[i])
+            Face(box=as_box(boxes[i]), score=float(scores[i]), keypoints=kps[i])
             for i in range(len(scores))
         ]
 
