@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon import __version__
@@ -14,7 +15,7 @@ from daemon.errors import FacegateError, IntegrityError, ModelError
 from daemon.ops.exits import EXIT_CONFIG, EXIT_INTEGRITY, EXIT_MODELS, EXIT_STATE
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the daemon")
     p.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
     p.add_argument("--host", help="listen address (overrides server.host)")
@@ -58,7 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config, SystemdNotifier()))
 
 
-def _add_defaults(sub: argparse._SubParsersAction) -> None:
+def _add_defaults(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("defaults", help="print the documented default config (config/facegate.yaml)")
     p.set_defaults(func=_cmd_defaults)
 
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        command: Callable[[argparse.Namespace], int] = args.func
+        return command(args)
     except ModelError as exc:
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_MODELS

@@ -18,7 +18,7 @@ from daemon.config import Config, load_config, with_overrides
 from daemon.services.tokens import SCOPES, TokenStore
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = sub.add_parser("token", help="manage API tokens (hashed store; restart the daemon after)")
     token.add_argument("--config", type=Path, help="YAML config file (to find auth.token_store)")
     token.add_argument("--state-dir", help="state directory (overrides server.state_dir)")

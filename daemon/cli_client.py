@@ -19,6 +19,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ class ClientError(Exception):
     """Something the person at the shell must fix or know: printed as is, exit status 1."""
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "enroll",
         help="register the largest face of each image on a running daemon (several photos of one person: "
@@ -113,7 +114,7 @@ class DeviceClient:
         raise ClientError(message)
 
 
-def resolve_target(args: argparse.Namespace, environ: dict[str, str] | os._Environ) -> tuple[str, str]:
+def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str]:
     """(base URL, token): flags first, then the environment."""
     url = args.url or environ.get("FACEGATE_URL") or DEFAULT_URL
     if args.token:
@@ -149,7 +150,7 @@ def image_base64(path: Path) -> str:
         raise ClientError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _run(args: argparse.Namespace, command) -> int:
+def _run(args: argparse.Namespace, command: Callable[[DeviceClient, argparse.Namespace], None]) -> int:
     try:
         url, token = resolve_target(args, os.environ)
         command(DeviceClient(url, token, args.timeout), args)

@@ -37,7 +37,7 @@ class VideoError(FacegateError):
     """The video file cannot be read."""
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("checkin-video", help="run the door pipeline on a video file and print its events")
     p.add_argument("video", type=Path, help="video file to read")
     p.add_argument("--state-dir", help="state dir holding the face library (default: server.state_dir)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from daemon.config import load_config
 from daemon.errors import FacegateError
@@ -17,7 +18,7 @@ from daemon.services.recognition import judge_liveness
 from daemon.vision.liveness import context_of
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("liveness", help="passive liveness score and decision of the largest face per image")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -37,7 +38,7 @@ def _cmd_liveness(args: argparse.Namespace) -> int:
     def work(path: Path) -> None:
         rgb = _read(path)
         analysis = engine.analyze_largest(rgb)
-        record: dict = {"path": str(path), "face": None}
+        record: dict[str, Any] = {"path": str(path), "face": None}
         if analysis is not None:
             score, decision = judge_liveness(engine, rgb, analysis, policy)
             record["face"] = {

@@ -17,7 +17,7 @@ from daemon.config import Config, load_config, with_overrides
 from daemon.errors import ConfigError
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check models, config, state dir, disk, TFLite, camera, clock, unit")
     _common(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")

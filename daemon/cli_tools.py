@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from daemon.app import engine_from_config
 from daemon.config import Config, load_config
@@ -23,7 +27,7 @@ from daemon.vision.types import Face
 FILE_LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_width=16384, max_height=16384)
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("detect", help="detect faces in image files")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument(
@@ -56,7 +60,7 @@ def _engine(config: Config) -> VisionEngine:
     return engine_from_config(config, paths)
 
 
-def _read(path: Path):
+def _read(path: Path) -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -64,7 +68,7 @@ def _read(path: Path):
     return decode_image(data, FILE_LIMITS).rgb
 
 
-def face_json(face: Face) -> dict:
+def face_json(face: Face) -> dict[str, Any]:
     return {
         "box": [round(v, 1) for v in face.box],
         "score": round(face.score, 4),
@@ -72,7 +76,7 @@ def face_json(face: Face) -> dict:
     }
 
 
-def _for_each_image(paths: list[Path], work) -> int:
+def _for_each_image(paths: list[Path], work: Callable[[Path], None]) -> int:
     """Run work(path) per image; a bad image is reported and the others still run (exit 1 if any)."""
     status = 0
     for path in paths:
@@ -105,7 +109,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
     def work(path: Path) -> None:
         analysis = engine.analyze_largest(_read(path))
-        record: dict = {"path": str(path), "faces": [], "model": engine.embedder.model_id}
+        record: dict[str, Any] = {"path": str(path), "faces": [], "model": engine.embedder.model_id}
         if analysis is not None:
             record["faces"] = [face_json(analysis.face)]
             record["embedding"] = [round(float(v), 6) for v in analysis.embedding]

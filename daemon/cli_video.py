@@ -30,7 +30,7 @@ from daemon.vision.engine import ModelPaths
 BAR_WIDTH = 28
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("blur-video", help="blur every face of a video file (progress on stderr)")
     p.add_argument("input", type=Path, help="video file to read")
     p.add_argument("output", type=Path, help=f"video file to write ({', '.join(WRITERS)})")

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -752,7 +752,7 @@ def check_detector_names(config: Config) -> None:
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read, overlay the environment, validate. ConfigError names the offending key path."""
-    data: dict = {}
+    data: dict[str, Any] = {}
     if path is not None:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -768,7 +768,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     return build(Config, data)
 
 
-def with_overrides(config: Config, **sections: dict) -> Config:
+def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:
     """A copy of config with some keys of some sections replaced, validated again (CLI flags, tests)."""
     data = asdict(config)
     for name, values in sections.items():

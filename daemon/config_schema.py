@@ -11,11 +11,16 @@ import dataclasses
 import json
 import types
 import typing
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
 from daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    D = TypeVar("D", bound=DataclassInstance)
 
 
 def setting(default: Any, doc: str, *, min: float | None = None, max: float | None = None) -> Any:
@@ -31,7 +36,7 @@ def section(cls: type) -> Any:
     return dataclasses.field(default_factory=cls, metadata={"doc": cls.__doc__ or ""})
 
 
-def build(cls: type, data: Any, path: str = "") -> Any:
+def build(cls: type[D], data: Any, path: str = "") -> D:
     """Validate ``data`` (parsed YAML) against dataclass ``cls``; ConfigError naming the key path."""
     if data is None:
         data = {}
@@ -55,7 +60,7 @@ def build(cls: type, data: Any, path: str = "") -> Any:
         raise ConfigError(f"{path or '<top level>'}: {exc}") from exc
 
 
-def _check_range(f: dataclasses.Field, value: Any, path: str) -> None:
+def _check_range(f: dataclasses.Field[Any], value: Any, path: str) -> None:
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
@@ -118,7 +123,9 @@ def _convert_scalar(tp: Any, value: Any, path: str) -> Any:
     raise ConfigError(f"{path}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
 
 
-def apply_env_overrides(data: dict, cls: type, environ: typing.Mapping[str, str]) -> dict:
+def apply_env_overrides(
+    data: dict[str, Any], cls: type[DataclassInstance], environ: typing.Mapping[str, str]
+) -> dict[str, Any]:
     """Overlay FACEGATE_<SECTION>_<KEY> variables (values parsed as YAML scalars) on the file's data."""
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     sections = {f.name: f for f in dataclasses.fields(cls)}

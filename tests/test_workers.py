@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,30 @@ async def test_not_started_pool_is_overloaded():
     pool = InferencePool(CountingEngine, workers=1, max_pending=1)
     with pytest.raises(Overloaded):
         await pool.run(lambda e: e.work(0))
+
+
+def test_pool_jobs_are_typed_by_the_engine(tmp_path, monkeypatch):
+    """mypy sees the pool's engine type: a job's engine and result are checked, not Any."""
+    api = pytest.importorskip("mypy.api")
+    snippet = tmp_path / "pool_typing.py"
+    snippet.write_text(
+        "from daemon.services.workers import InferencePool\n"
+        "class Engine:\n"
+        "    def count(self) -> int:\n"
+        "        return 1\n"
+        "async def use(pool: InferencePool[Engine]) -> None:\n"
+        "    n: int = await pool.run(lambda engine: engine.count())\n"
+        "    s: str = await pool.run(lambda engine: engine.count())\n"
+        "    await pool.run(lambda engine: engine.missing())\n"
+        "pool = InferencePool(Engine, workers=1, max_pending=1)\n"
+        "reveal_type(pool)\n"
+    )
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # where mypy finds the daemon package
+    out, _err, status = api.run(
+        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(snippet)]
+    )
+    assert status == 1, out
+    assert "pool_typing.py:7: error:" in out  # an int job where a str is wanted
+    assert 'pool_typing.py:8: error: "Engine" has no attribute "missing"' in out
+    assert "pool_typing.py:6:" not in out
+    assert 'Revealed type is "daemon.services.workers.InferencePool[pool_typing.Engine]"' in out

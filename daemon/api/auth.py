@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from daemon.api.families import error_response
 from daemon.api.middleware import Handler
@@ -138,7 +139,7 @@ def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
-def make_auth_middleware(policy: AccessPolicy):
+def make_auth_middleware(policy: AccessPolicy) -> Middleware:
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not policy.address_allowed(request.remote):

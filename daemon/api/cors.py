@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from daemon.api.middleware import Handler
 from daemon.config import CorsConfig
@@ -20,7 +21,7 @@ ALLOWED_HEADERS = ("Authorization", "Content-Type", "Accept")
 EXPOSED_HEADERS = ("X-Faces-Count", "X-Request-Id", "Retry-After")
 
 
-def make_cors_middleware(config: CorsConfig, paths: Iterable[str]):
+def make_cors_middleware(config: CorsConfig, paths: Iterable[str]) -> Middleware:
     origins = frozenset(config.allowed_origins)
     covered = frozenset(paths)
     wildcard = "*" in origins

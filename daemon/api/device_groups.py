@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from daemon.api.device_errors import device_endpoint
@@ -13,7 +15,7 @@ from daemon.appkeys import POOL
 from daemon.library.types import DEFAULT_SCORE, BindResult
 
 
-def bind_json(result: BindResult) -> dict:
+def bind_json(result: BindResult) -> dict[str, Any]:
     return {
         "totalCnt": result.total,
         "successCnt": result.success,

@@ -18,6 +18,7 @@ from daemon.api.uploads import read_body
 from daemon.appkeys import CONFIG
 from daemon.library.ids import IMAGE_ID_MAX_BYTES, valid_image_md5
 from daemon.services.workers import InferencePool
+from daemon.vision.engine import VisionEngine
 
 # Bodies up to this size are parsed on the event loop (≤ ~1 ms); larger ones carry images and are
 # parsed in the inference pool (a 4 MB image is a 5.6 MB body: ~30 ms of json.loads).
@@ -60,7 +61,7 @@ def parse_object(body: bytes) -> dict[str, Any]:
     return value
 
 
-async def read_object(request: web.Request, pool: InferencePool) -> Body:
+async def read_object(request: web.Request, pool: InferencePool[VisionEngine]) -> Body:
     """Read and parse the JSON body; a large one is parsed off the event loop."""
     body = await read_body(request, request.app[CONFIG].server.max_request_bytes)
     if len(body) <= JSON_ON_LOOP_BYTES:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from daemon.api.errors import error_answer
 from daemon.api.families import error_response
@@ -44,7 +45,7 @@ def new_request_id() -> str:
     return secrets.token_hex(6)
 
 
-def make_request_middleware(access_log: bool):
+def make_request_middleware(access_log: bool) -> Middleware:
     @web.middleware
     async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         # The request line: every client-supplied value through one_line (no CR/LF or control

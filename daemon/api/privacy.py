@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -96,7 +97,7 @@ async def _handle(
     return web.Response(body=result.jpeg, content_type="image/jpeg", headers=headers)
 
 
-def faces_json(result: PrivacyResult, elapsed_ms: float) -> dict:
+def faces_json(result: PrivacyResult, elapsed_ms: float) -> dict[str, Any]:
     return {
         "faces": [
             {"bbox": list(f.bbox), "confidence": f.confidence, "blur_radius": f.blur_radius}

@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -37,7 +38,7 @@ async def _links_ctx(app: web.Application) -> AsyncIterator[None]:
 
 @speaks(PLAIN)
 async def mint_link(request: web.Request) -> web.Response:
-    body: dict = {}
+    body: dict[str, Any] = {}
     if request.can_read_body:
         try:
             body = await request.json(loads=json.loads)

@@ -19,8 +19,10 @@ import html
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from multidict import CIMultiDict
 
 from daemon.api.families import error_response
@@ -28,6 +30,8 @@ from daemon.api.middleware import Handler
 from daemon.appkeys import CONFIG, PRINCIPAL
 from daemon.services.tokens import TokenRegistry
 from daemon.services.ui_sessions import Session, SessionStore
+
+R = TypeVar("R", bound=web.StreamResponse)
 
 COOKIE = "facegate_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -64,7 +68,7 @@ def ui_public_paths() -> set[str]:
     return {"/ui", "/ui/", "/ui/login", "/ui/logout", "/ui/session", *static_files()}
 
 
-def security_headers(response: web.StreamResponse, *, cache: bool = False) -> web.StreamResponse:
+def security_headers(response: R, *, cache: bool = False) -> R:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     # same-origin: a form POST then carries its Origin (with no-referrer, Chromium sends "Origin: null").
@@ -104,7 +108,7 @@ class LoginLimiter:
         self._failures.pop(client, None)
 
 
-def make_session_middleware(store: SessionStore):
+def make_session_middleware(store: SessionStore) -> Middleware:
     @web.middleware
     async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         cookie = request.cookies.get(COOKIE)
@@ -139,7 +143,7 @@ def setup_ui(app: web.Application, tokens: TokenRegistry) -> None:
     def login_page(message: str = "", status: int = 200) -> web.Response:
         body = login_template.replace("{message}", html.escape(message))
         response = web.Response(text=body, content_type="text/html", status=status)
-        return security_headers(response)  # type: ignore[return-value]
+        return security_headers(response)
 
     def session_of(request: web.Request) -> Session | None:
         return store.get(request.cookies.get(COOKIE))

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from daemon.api.middleware import Handler
 from daemon.appkeys import CONFIG
@@ -68,7 +69,7 @@ class UploadBudget:
 UPLOADS = web.AppKey("upload_budget", UploadBudget)
 
 
-def make_upload_budget_middleware(budget: UploadBudget, largest_body: int):
+def make_upload_budget_middleware(budget: UploadBudget, largest_body: int) -> Middleware:
     """Hold each body's share of ``budget`` while its request is handled (see the module docstring)."""
 
     @web.middleware

@@ -116,7 +116,7 @@ _COLUMNS = (
 )
 
 
-def _row_json(row: sqlite3.Row | tuple) -> dict[str, Any]:
+def _row_json(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
     (event_id, t, camera, decision, reason, token, name, groups, score, live, quality, track, snap) = row
     e = NewEvent(t, camera, decision, reason, track, token, name, json.loads(groups), score, live, quality)
     return event_json(event_id, e, bool(snap))

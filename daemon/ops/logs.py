@@ -26,7 +26,8 @@ def _journal_handler() -> logging.Handler | None:
         from systemd.journal import JournalHandler
     except ImportError:
         return None
-    return JournalHandler(SYSLOG_IDENTIFIER="facegate")
+    handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER="facegate")
+    return handler
 
 
 def setup_logging(level: str, journald: str, environ: Mapping[str, str] | None = None) -> str:

@@ -11,17 +11,18 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
 
-def _systemd_notify_function():
+def _systemd_notify_function() -> Callable[[str], bool] | None:
     try:
         from systemd import daemon as systemd_daemon
     except ImportError:
         return None
-    return systemd_daemon.notify
+    notify: Callable[[str], bool] = systemd_daemon.notify
+    return notify
 
 
 class SystemdNotifier:

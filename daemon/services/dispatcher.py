@@ -169,7 +169,7 @@ class Dispatcher:
                     await self._db(self._store.delivered, row.id)
 
     def _backoff(self, failures: int) -> float:
-        return min(self.retry_initial * 2 ** min(failures - 1, 30), self.retry_max)
+        return min(self.retry_initial * 2.0 ** min(failures - 1, 30), self.retry_max)
 
     @staticmethod
     async def _wait(event: asyncio.Event, timeout: float) -> None:

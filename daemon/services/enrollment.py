@@ -80,7 +80,9 @@ def device_limits(library: LibraryConfig, max_decode_bytes: int | None = None) -
 
 
 class EnrollmentService:
-    def __init__(self, pool: InferencePool, library: LibraryService, settings: EnrollmentSettings) -> None:
+    def __init__(
+        self, pool: InferencePool[VisionEngine], library: LibraryService, settings: EnrollmentSettings
+    ) -> None:
         self._pool = pool
         self._library = library
         self._settings = settings

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ class LibraryService:
     async def reset(self) -> None:
         await self._call(self.store.reset)
 
-    async def rewrite(self, operation: Callable[[Any, KeyRing], T]) -> T:
+    async def rewrite(self, operation: Callable[[sqlite3.Connection, KeyRing], T]) -> T:
         """A bulk change (library import) in one transaction; the index is rebuilt after it."""
         return await self._call(self.store.rewrite, operation)
 

@@ -15,15 +15,18 @@ import contextlib
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from daemon.errors import FacegateError
 from daemon.library import bundle
 from daemon.library.backup import snapshot
 from daemon.library.bundle import ImportMode, ImportResult
+from daemon.library.keys import KeyRing
 from daemon.services.library_service import LibraryService
 
 log = logging.getLogger(__name__)
@@ -145,7 +148,8 @@ class LibraryPorter:
 
                 key = await loop.run_in_executor(self._io, check)
 
-                def write(conn, ring):  # runs inside the store's transaction, on the library thread
+                # Runs inside the store's transaction, on the library thread.
+                def write(conn: sqlite3.Connection, ring: KeyRing) -> ImportResult:
                     handle.seek(0)
                     return bundle.apply(conn, ring, handle, key, model_id, dim, mode)
 
@@ -162,12 +166,12 @@ class LibraryPorter:
             return result
 
 
-def _open_private(path: Path):
+def _open_private(path: Path) -> BinaryIO:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     return os.fdopen(fd, "w+b")
 
 
-def _discard(handle, path: Path) -> None:
+def _discard(handle: BinaryIO, path: Path) -> None:
     handle.close()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

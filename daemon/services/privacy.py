@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +28,7 @@ from daemon.config import PrivacyConfig
 from daemon.errors import ImageError
 from daemon.services.workers import InferencePool
 from daemon.vision.blur import blur_regions, cover_region, draw_boxes, gaussian_kernel_size
+from daemon.vision.engine import VisionEngine
 from daemon.vision.image import ImageLimits, decode_image, encode_jpeg
 from daemon.vision.privacy_detect import (
     Candidate,
@@ -198,7 +199,11 @@ class _Prepared:
 
 class PrivacyService:
     def __init__(
-        self, config: PrivacyConfig, pool: InferencePool, workers: int, max_decode_bytes: int | None = None
+        self,
+        config: PrivacyConfig,
+        pool: InferencePool[VisionEngine],
+        workers: int,
+        max_decode_bytes: int | None = None,
     ) -> None:
         self.config = config
         self.settings = detect_settings(config)
@@ -275,7 +280,7 @@ class PrivacyService:
         idle = self._workers - self._pool.stats()["pending"]
         parts = split_passes(passes, max(1, idle)) if len(passes) >= MIN_PASSES_TO_SPLIT else [passes]
 
-        def job(part: list[DetectPass]):
+        def job(part: list[DetectPass]) -> Callable[[VisionEngine], list[PassResult]]:
             return lambda engine: run_passes(engine, prepared.small, part, settings)
 
         done = await asyncio.gather(*(self._pool.run(job(part)) for part in parts))
@@ -290,7 +295,11 @@ class PrivacyService:
         return _Prepared(decoded.rgb, small, scale, plan_passes(width, height, settings))
 
     def _whole_job(
-        self, engine, data: bytes | bytearray, options: BlurOptions, settings: PrivacyDetectSettings
+        self,
+        engine: VisionEngine,
+        data: bytes | bytearray,
+        options: BlurOptions,
+        settings: PrivacyDetectSettings,
     ) -> PrivacyResult:
         rgb = decode_image(bytes(data), self.limits).rgb
         faces = detect_for_privacy(engine, rgb, settings)

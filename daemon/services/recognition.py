@@ -83,7 +83,7 @@ class SearchResult:
 class RecognitionService:
     def __init__(
         self,
-        pool: InferencePool,
+        pool: InferencePool[VisionEngine],
         library: LibraryService,
         scores: ScoreMapping,
         limits: ImageLimits,

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
 from daemon.appkeys import CONFIG, STATUS
@@ -33,6 +34,7 @@ from daemon.camera.registry import source_from_config
 from daemon.config import Config
 from daemon.services.video_blur import privacy_detector
 from daemon.vision.engine import VisionEngine
+from daemon.vision.types import Face
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,8 @@ class StreamService:
         config, engine_factory = self.config, self._engine_factory
         self.hub = FrameHub(loop)
 
-        def detector_factory():  # runs in the pipeline's detector thread: models load there
+        # Runs in the pipeline's detector thread: models load there.
+        def detector_factory() -> Callable[[np.ndarray], list[Face]]:
             return privacy_detector(
                 engine_factory(),
                 config,

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -40,7 +40,7 @@ def load_or_create_key(path: Path) -> bytes:
 class StreamLinks:
     """Signs and checks links; the key is read (or made) by load(), at the app's start."""
 
-    def __init__(self, key_path: Path, max_seconds: int, clock=time.time) -> None:
+    def __init__(self, key_path: Path, max_seconds: int, clock: Callable[[], float] = time.time) -> None:
         self.key_path = key_path
         self.max_seconds = max_seconds
         self.clock = clock

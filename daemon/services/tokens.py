@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daemon.errors import ConfigError, FacegateError
 from daemon.ops.private_files import check_private, write_private
@@ -120,8 +121,8 @@ class TokenEntry:
     def granted(self) -> frozenset[str]:
         return expand(self.scopes)
 
-    def to_json(self) -> dict:
-        body = {
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "name": self.name,
             "scopes": sorted(self.scopes),
             "salt": self.salt.hex(),
@@ -133,7 +134,7 @@ class TokenEntry:
         return body
 
     @classmethod
-    def from_json(cls, data: dict) -> TokenEntry:
+    def from_json(cls, data: dict[str, Any]) -> TokenEntry:
         return cls(
             data["name"],
             frozenset(data["scopes"]),

@@ -88,7 +88,7 @@ class InferencePool(Generic[EngineT]):
             self._completed += 1
 
 
-def _release(free: asyncio.Queue, engine: object, done: asyncio.Future) -> None:
+def _release(free: asyncio.Queue[EngineT], engine: EngineT, done: asyncio.Future[T]) -> None:
     free.put_nowait(engine)
     if not done.cancelled():
         done.exception()  # marks it retrieved: a cancelled caller never will, and asyncio would warn

@@ -23,13 +23,15 @@ def intersections(
 def iou_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """(A, B) intersection over union; a degenerate box has IoU 0 with everything."""
     inter, area_a, area_b = intersections(a, b)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
+    iou: np.ndarray = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
+    return iou
 
 
 def containment_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """(A, B) intersection over the smaller box's area: 1 when one box lies inside the other."""
     inter, area_a, area_b = intersections(a, b)
-    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)
+    contained: np.ndarray = inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)
+    return contained
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from daemon.errors import ModelError
 from daemon.vision.anchors import AnchorConfig, ssd_anchor_centres
 from daemon.vision.boxes import iou_matrix
+from daemon.vision.runtime import Interpreter
 from daemon.vision.types import Face, as_box
 
 DetectorKindName = Literal["short", "full"]
@@ -195,7 +196,7 @@ def weighted_nms(
     return np.stack(out_boxes), out_keypoints, np.asarray(out_scores, dtype=np.float32)
 
 
-def _output_indices(interpreter: Any, num_anchors: int) -> tuple[int, int]:
+def _output_indices(interpreter: Interpreter, num_anchors: int) -> tuple[int, int]:
     regressors = scores = None
     for detail in interpreter.get_output_details():
         shape = tuple(int(d) for d in detail["shape"])
@@ -211,7 +212,7 @@ def _output_indices(interpreter: Any, num_anchors: int) -> tuple[int, int]:
 class Detector:
     """BlazeFace on one Interpreter: detect(image) -> faces in pixels of that image."""
 
-    def __init__(self, interpreter: Any, kind: DetectorKindName) -> None:
+    def __init__(self, interpreter: Interpreter, kind: DetectorKindName) -> None:
         try:
             self.spec = DETECTOR_KINDS[kind]
         except KeyError:

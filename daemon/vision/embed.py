@@ -11,11 +11,10 @@ An Embedder wraps one Interpreter and, like it, is not thread-safe: one per work
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from daemon.errors import ModelError
+from daemon.vision.runtime import Interpreter
 
 CHIP_SIZE = 150
 DESCRIPTOR_SIZE = 128
@@ -38,7 +37,7 @@ class Embedder:
     templates made by another model or variant are never compared with this one's descriptors.
     """
 
-    def __init__(self, interpreter: Any, variant: str = "fp32", flip_average: bool = False) -> None:
+    def __init__(self, interpreter: Interpreter, variant: str = "fp32", flip_average: bool = False) -> None:
         if variant not in VARIANTS:
             raise ModelError(f"unknown embedding variant {variant!r}; known: {', '.join(VARIANTS)}")
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
@@ -81,7 +80,8 @@ class Embedder:
         np.copyto(self._batch[0], chip)
         self._interpreter.set_tensor(self._input, self._batch)
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output)[0].copy()
+        descriptor: np.ndarray = self._interpreter.get_tensor(self._output)[0]  # [0]: numpy types it Any
+        return descriptor.copy()
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:

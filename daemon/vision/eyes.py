@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 
 from daemon.errors import ModelError
 from daemon.vision.align import warp_chip
+from daemon.vision.runtime import Interpreter
 
 EYE_INPUT = 64
 EYE_ROI_SCALE = 2.3
@@ -80,7 +80,7 @@ def eye_transform(corner_a: np.ndarray, corner_b: np.ndarray, mirror: bool) -> n
 class EyeModel:
     """iris_landmark.tflite on one Interpreter: openness(image, mesh_points) -> EyeOpenness."""
 
-    def __init__(self, interpreter: Any) -> None:
+    def __init__(self, interpreter: Interpreter) -> None:
         (input_detail,) = interpreter.get_input_details()
         if tuple(int(d) for d in input_detail["shape"]) != (1, EYE_INPUT, EYE_INPUT, 3):
             raise ModelError(f"iris model: expected input 1x64x64x3, got {input_detail['shape']}")

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 
 from daemon.errors import ModelError
 from daemon.vision.align import warp_chip
+from daemon.vision.runtime import Interpreter
 from daemon.vision.types import LEFT_EYE, RIGHT_EYE, Face
 
 MESH_INPUT = 192
@@ -60,7 +60,7 @@ def roi_transform(face: Face, size: int = MESH_INPUT, scale: float = ROI_SCALE) 
 class FaceMesh:
     """face_landmark.tflite on one Interpreter: mesh(image, face) -> MeshResult."""
 
-    def __init__(self, interpreter: Any) -> None:
+    def __init__(self, interpreter: Interpreter) -> None:
         (input_detail,) = interpreter.get_input_details()
         if tuple(int(d) for d in input_detail["shape"]) != (1, MESH_INPUT, MESH_INPUT, 3):
             raise ModelError(f"face mesh: expected input 1x192x192x3, got {input_detail['shape']}")

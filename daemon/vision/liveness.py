@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from daemon.errors import ModelError
+from daemon.vision.runtime import Interpreter
 from daemon.vision.types import Face
 
 INPUT_SIZE = 80
@@ -114,7 +114,7 @@ def crop_for_model(
 class LivenessModel:
     """The two MiniFASNet interpreters of one worker; implements vision.liveness_types.PassiveLiveness."""
 
-    def __init__(self, interpreters: list[Any], calibration: BoxCalibration = WIDER_BOXES) -> None:
+    def __init__(self, interpreters: list[Interpreter], calibration: BoxCalibration = WIDER_BOXES) -> None:
         if len(interpreters) != len(CROP_SCALES):
             raise ModelError(f"passive liveness needs {len(CROP_SCALES)} models")
         self._io = []
@@ -134,7 +134,8 @@ class LivenessModel:
         interpreter, inp, out = self._io[model]
         interpreter.set_tensor(inp, crop_bgr[None].astype(np.float32))
         interpreter.invoke()
-        return interpreter.get_tensor(out)[0].copy()
+        softmax: np.ndarray = interpreter.get_tensor(out)[0]  # [0]: numpy types it Any
+        return softmax.copy()
 
     def assess(self, image_bgr: np.ndarray, face: Face) -> LivenessResult:
         """Score and context of one face of a BGR image."""

@@ -6,24 +6,39 @@ thread-safe: every worker thread builds its own (see daemon/vision/engine.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from daemon.errors import ModelError
 
 
-def interpreter_class() -> type:
+class Interpreter(Protocol):
+    """What facegate uses of a TFLite Interpreter (neither runtime ships type information)."""
+
+    def allocate_tensors(self) -> None: ...
+    def get_input_details(self) -> list[dict[str, Any]]: ...
+    def get_output_details(self) -> list[dict[str, Any]]: ...
+    def set_tensor(self, tensor_index: int, value: np.ndarray) -> None: ...
+    def invoke(self) -> None: ...
+    def get_tensor(self, tensor_index: int) -> np.ndarray: ...
+
+
+def interpreter_class() -> Callable[..., Interpreter]:
     """The Interpreter class of whichever TFLite runtime is installed."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter as found
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter
+            from tflite_runtime.interpreter import Interpreter as found
         except ImportError:
             raise ModelError(
                 "no TFLite runtime installed: pip install ai-edge-litert (or tflite-runtime)"
             ) from None
-    return Interpreter
+    cls: Callable[..., Interpreter] = found
+    return cls
 
 
 def runtime_name() -> str:
@@ -31,7 +46,7 @@ def runtime_name() -> str:
     return cls.__module__.split(".")[0]
 
 
-def load_interpreter(path: Path, num_threads: int = 1) -> Any:
+def load_interpreter(path: Path, num_threads: int = 1) -> Interpreter:
     """An allocated Interpreter for the model at path, using num_threads CPU threads."""
     cls = interpreter_class()
     try:
