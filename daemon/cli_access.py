@@ -62,7 +62,7 @@ def _store(args: argparse.Namespace) -> TokenStore:
     return TokenStore(_config(args).token_store_path)
 
 
-def _audit(args: argparse.Namespace, action: str, name: str, detail: dict) -> None:
+def _audit(args: argparse.Namespace, action: str, name: str, detail: dict[str, Any]) -> None:
     """A token change is a mutation: recorded in the audit trail like the API's (services/audit.py)."""
     from daemon.services.audit import record_cli
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from daemon.config import Config, load_config, with_overrides
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("key", help="the library's encryption keys")
     key_sub = p.add_subparsers(dest="key_command", required=True)
     r = key_sub.add_parser(

@@ -237,6 +237,6 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _open_private(path: Path):
+def _open_private(path: Path) -> BinaryIO:
     """The upload file, created 0600 (the umask of a daemon run by hand may be 0022)."""
     return private_file(path).open("wb")

@@ -19,7 +19,7 @@ import os
 import struct
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM as AESGCM  # re-exported: keys.py types with it
 
 from daemon.library.errors import LibraryError
 

@@ -141,7 +141,7 @@ class AuditStore:
                 f" {where} ORDER BY id DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
-        return [AuditRecord(*row[:8], detail=json.loads(row[8] or "{}")) for row in rows]
+        return [_record(*row) for row in rows]
 
     def trim(self, now: float | None = None) -> int:
         """Apply the retention limits; the number of records deleted."""
@@ -159,6 +159,23 @@ class AuditStore:
         return deleted
 
 
+def _record(
+    record_id: int,
+    at: float,
+    principal: str,
+    request_id: str,
+    action: str,
+    target: str,
+    status: int,
+    code: int | None,
+    detail: str | None,
+) -> AuditRecord:
+    """One row of the audit table (the columns query() selects, in order)."""
+    return AuditRecord(
+        record_id, at, principal, request_id, action, target, status, code, json.loads(detail or "{}")
+    )
+
+
 class AuditLog:
     """AuditStore for the event loop: its calls run on one thread of their own."""
 
@@ -166,7 +183,7 @@ class AuditLog:
         self.path, self._keep_days, self._max_records = path, keep_days, max_records
         self._store: AuditStore | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._trimmer: asyncio.Task | None = None
+        self._trimmer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="facegate-audit")
