@@ -66,6 +66,26 @@ def test_a_wrong_model_hash_fails_and_names_the_file(state, tmp_path):
     assert checks["model:detector_short"]["status"] == "ok"
 
 
+def test_doctor_checks_every_model_the_daemon_needs_to_start(state, tmp_path):
+    """A missing liveness model or YuNet stops `facegate run` (exit 3): doctor must not call it healthy."""
+    models = tmp_path / "models"
+    shutil.copytree(PACKAGE_MODELS_DIR, models)
+    (models / "liveness_minifasnet_v1se.tflite").unlink()
+    (models / "face_detection_yunet.onnx").unlink()
+    code, checks = doctor(state, FACEGATE_MODELS_DIR=str(models))
+    assert code == 1
+    for name in ("model:liveness_v1se", "model:detector_yunet"):
+        assert checks[name]["status"] == "fail" and "missing" in checks[name]["detail"], checks[name]
+    assert checks["model:liveness_v2"]["status"] == "ok"
+    assert "model:face_mesh" not in checks  # only when the door's policy is passive+blink
+    # Liveness deliberately off: the daemon starts without those models, and doctor agrees.
+    code, checks = doctor(state, FACEGATE_MODELS_DIR=str(models), FACEGATE_LIVENESS_ENABLED="false")
+    assert "model:liveness_v1se" not in checks and checks["model:detector_yunet"]["status"] == "fail"
+    code, checks = doctor(state, FACEGATE_CHECKIN_LIVENESS="passive+blink")
+    assert code == 0, checks
+    assert checks["model:face_mesh"]["status"] == "ok" and checks["model:iris"]["status"] == "ok"
+
+
 def test_a_world_readable_state_dir_and_token_file_fail_with_the_fix(state):
     state.chmod(0o755)
     (state / "tokens").chmod(0o644)

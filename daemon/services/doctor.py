@@ -24,6 +24,7 @@ import numpy as np
 from daemon.config import Config
 from daemon.errors import FacegateError
 from daemon.services.disk import MIB, free_bytes
+from daemon.vision.engine import ModelPaths
 from daemon.vision.models import MODEL_FILES, file_sha256
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -91,7 +92,10 @@ def run_checks(
 def check_models(config: Config) -> list[Check]:
     out = []
     models_dir = config.models_path
-    wanted = ("detector_short", "detector_full", f"embedding_{config.models.embedding}")
+    # What `facegate run` refuses to start without, and the blink models when the door's policy uses them.
+    wanted = ModelPaths.required_keys(config.models.embedding, config.liveness.enabled)
+    if config.checkin.liveness == "passive+blink":
+        wanted += ["face_mesh", "iris"]
     fix = (
         "reinstall Facegate (sudo scripts/install-pi, or pip install --force-reinstall) or point "
         "models.dir at an intact copy of models/"

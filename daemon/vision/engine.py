@@ -25,6 +25,9 @@ from daemon.vision.quality import FaceQuality, assess
 from daemon.vision.runtime import load_interpreter
 from daemon.vision.types import Face
 
+# The passive liveness models (MiniFASNet V2 and V1SE; daemon/vision/liveness.py), in load order.
+LIVENESS_MODEL_KEYS = ("liveness_v2", "liveness_v1se")
+
 # A backend name of daemon/vision/detectors/registry.py, or one of its aliases ("short", "full").
 DetectorKind = str
 
@@ -38,20 +41,25 @@ class ModelPaths:
     detectors: dict[str, Path] = field(default_factory=dict)  # backend name -> model file
     liveness: tuple[Path, ...] = ()  # the passive liveness models; () when liveness is disabled
 
+    @staticmethod
+    def required_keys(embedding_variant: str = "int8", liveness: bool = True) -> list[str]:
+        """The MODEL_FILES keys resolve() checks: the daemon refuses to start without any of them
+        (`facegate doctor` checks the same list)."""
+        keys = ["detector_short", "detector_full", f"embedding_{embedding_variant}"]
+        keys += [b.model_key for b in DETECTOR_BACKENDS.values() if b.model_key not in keys]
+        return keys + (list(LIVENESS_MODEL_KEYS) if liveness else [])
+
     @classmethod
     def resolve(cls, models_dir: Path, embedding_variant: str = "int8", liveness: bool = True) -> ModelPaths:
         """Every model path after its sha256 check; ModelError names the first bad file."""
+        paths = {k: resolve_model(models_dir, k) for k in cls.required_keys(embedding_variant, liveness)}
         return cls(
-            detector_short=resolve_model(models_dir, "detector_short"),
-            detector_full=resolve_model(models_dir, "detector_full"),
-            embedding=resolve_model(models_dir, f"embedding_{embedding_variant}"),
+            detector_short=paths["detector_short"],
+            detector_full=paths["detector_full"],
+            embedding=paths[f"embedding_{embedding_variant}"],
             embedding_variant=embedding_variant,
-            detectors={
-                name: resolve_model(models_dir, b.model_key) for name, b in DETECTOR_BACKENDS.items()
-            },
-            liveness=tuple(resolve_model(models_dir, k) for k in ("liveness_v2", "liveness_v1se"))
-            if liveness
-            else (),
+            detectors={name: paths[b.model_key] for name, b in DETECTOR_BACKENDS.items()},
+            liveness=tuple(paths[k] for k in LIVENESS_MODEL_KEYS) if liveness else (),
         )
 
 
