@@ -154,7 +154,7 @@ async def test_a_newline_in_the_path_cannot_forge_an_audit_line(client, caplog) 
 async def test_upload_file_names_are_never_logged_nor_stored_raw(client, caplog, tmp_path) -> None:
     from clip_maker import make_clip
 
-    from daemon.services.tasks import TASKS
+    from daemon.api.tasks import TASKS
 
     clip = make_clip(tmp_path / "c.avi", size=(160, 120), frames=4)
 

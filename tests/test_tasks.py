@@ -19,9 +19,9 @@ import pytest
 from clip_maker import Clip, detail, make_clip, read_frames
 from conftest import AUTH
 
+from daemon.api.tasks import TASKS
 from daemon.config import Config, with_overrides
 from daemon.services.task_store import RUNNING, TaskRecord, TaskStore
-from daemon.services.tasks import TASKS
 from daemon.vision.engine import VisionEngine
 
 FRAMES = 40

@@ -44,7 +44,7 @@ _ID = re.compile(r"[0-9]{1,18}")
 
 def setup_door_api(app: web.Application, engine_factory: Callable[[], VisionEngine]) -> None:
     """Create the door service (events store always; the pipeline when checkin.enabled)."""
-    from daemon.services.stream import STREAM  # the stream owns the camera's one capture
+    from daemon.api.stream import STREAM  # the stream owns the camera's one capture
 
     def capture() -> Any:
         stream = app.get(STREAM)

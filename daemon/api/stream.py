@@ -11,21 +11,53 @@ with a status line). 503 when no camera is configured, too many viewers watch, o
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from daemon.api.families import PLAIN, error_response, speaks
-from daemon.appkeys import CONFIG
+from daemon.appkeys import CONFIG, STATUS
 from daemon.camera.pipeline import PublishedFrame
-from daemon.services.stream import STREAM, StreamService, setup_stream
+from daemon.services.stream import StreamService
 from daemon.vision.engine import VisionEngine
 
 BOUNDARY = "facegateframe"
 FIRST_FRAME_TIMEOUT = 10.0  # seconds a new client waits for a frame before 503
 FRESH_SNAPSHOT = 1.0  # a published frame younger than this answers a snapshot without waiting
 NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate", "Pragma": "no-cache"}
+
+
+STREAM = web.AppKey("stream", StreamService)
+
+
+def setup_stream(app: web.Application, engine_factory: Callable[[], VisionEngine]) -> None:
+    """Create the stream service when a camera is configured; /health reports it either way."""
+    config = app[CONFIG]
+    if not config.camera.source:
+        app[STATUS].add_reporter("camera", lambda: {"state": "disabled"})
+        return
+    service = StreamService(config, engine_factory)
+    app[STREAM] = service
+    app[STATUS].add_reporter("camera", service.health)
+    app.cleanup_ctx.append(_stream_ctx)
+    app.on_shutdown.append(_close_viewers)
+
+
+async def _stream_ctx(app: web.Application) -> AsyncIterator[None]:
+    service = app[STREAM]
+    loop = asyncio.get_running_loop()
+    service.start(loop)
+    yield
+    await loop.run_in_executor(None, service.stop)
+
+
+async def _close_viewers(app: web.Application) -> None:
+    """On shutdown, end every MJPEG response at once (they would hold the shutdown otherwise)."""
+    hub = app[STREAM].hub
+    if hub is not None:
+        hub.close()
 
 
 def setup_stream_api(app: web.Application, engine_factory: Callable[[], VisionEngine]) -> None:

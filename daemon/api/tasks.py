@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,7 +33,7 @@ from daemon.api.uploads import streams_to_disk
 from daemon.appkeys import CONFIG, PRINCIPAL
 from daemon.fsmodes import private_file
 from daemon.services.task_store import DONE, RUNNING, TaskRecord
-from daemon.services.tasks import TASKS, TaskNotFound, TaskService, setup_tasks
+from daemon.services.tasks import TaskNotFound, TaskService
 from daemon.services.video_blur import probe_video
 from daemon.vision.blur import BLUR_METHODS
 from daemon.vision.engine import VisionEngine
@@ -44,6 +44,21 @@ UPLOAD_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".
 OUTPUTS = ("webm", "mp4", "avi")
 WRITE_CHUNK = 1024 * 1024
 MAX_FIELD_BYTES = 1024
+
+
+TASKS = web.AppKey("tasks", TaskService)
+
+
+def setup_tasks(app: web.Application, engine_factory: Callable[[], VisionEngine]) -> None:
+    app[TASKS] = TaskService(app[CONFIG], engine_factory)
+    app.cleanup_ctx.append(_tasks_ctx)
+
+
+async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+    service = app[TASKS]
+    await service.start()
+    yield
+    await service.stop()
 
 
 def setup_tasks_api(app: web.Application, engine_factory: Callable[[], VisionEngine]) -> None:

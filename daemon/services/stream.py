@@ -1,9 +1,9 @@
 """The camera stream as a service of the app: built from config, started and stopped with the app.
 
-When ``camera.source`` is set, the app gets a StreamService (app[STREAM]): the capture loop, the
-fail-closed pipeline (daemon.camera.pipeline) with its own detector engine, the optional recorder,
-and the FrameHub that hands published JPEGs to HTTP clients on the event loop. /health gets a
-"camera" section either way ("disabled" without a camera).
+When ``camera.source`` is set, the app gets a StreamService (app[STREAM], wired in daemon/api/stream.py):
+the capture loop, the fail-closed pipeline (daemon.camera.pipeline) with its own detector engine, the
+optional recorder, and the FrameHub that hands published JPEGs to HTTP clients on the event loop.
+/health gets a "camera" section either way ("disabled" without a camera).
 
 Why the stream has its own engine instead of borrowing the inference pool: the pool is sized and
 bounded for HTTP requests and answers 503 when they saturate it; a stream that queued one job per
@@ -18,14 +18,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aiohttp import web
 
-from daemon.appkeys import CONFIG, STATUS
 from daemon.camera.capture import CaptureLoop, CaptureState
 from daemon.camera.failclosed import GateSettings
 from daemon.camera.pipeline import PipelineSettings, PublishedFrame, StreamPipeline
@@ -207,34 +205,3 @@ class StreamService:
         detection = info.get("detection_ms")
         body["detection_ms"] = detection["mean"] if detection else None
         return body
-
-
-STREAM = web.AppKey("stream", StreamService)
-
-
-def setup_stream(app: web.Application, engine_factory: Callable[[], VisionEngine]) -> None:
-    """Create the stream service when a camera is configured; /health reports it either way."""
-    config = app[CONFIG]
-    if not config.camera.source:
-        app[STATUS].add_reporter("camera", lambda: {"state": "disabled"})
-        return
-    service = StreamService(config, engine_factory)
-    app[STREAM] = service
-    app[STATUS].add_reporter("camera", service.health)
-    app.cleanup_ctx.append(_stream_ctx)
-    app.on_shutdown.append(_close_viewers)
-
-
-async def _stream_ctx(app: web.Application) -> AsyncIterator[None]:
-    service = app[STREAM]
-    loop = asyncio.get_running_loop()
-    service.start(loop)
-    yield
-    await loop.run_in_executor(None, service.stop)
-
-
-async def _close_viewers(app: web.Application) -> None:
-    """On shutdown, end every MJPEG response at once (they would hold the shutdown otherwise)."""
-    hub = app[STREAM].hub
-    if hub is not None:
-        hub.close()

@@ -20,14 +20,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from daemon.appkeys import CONFIG
 from daemon.config import Config
 from daemon.errors import FacegateError, Overloaded
 from daemon.fsmodes import private_dir
@@ -323,18 +320,3 @@ class TaskService:
         if self._store is None:
             raise RuntimeError("task service not started")
         return self._store
-
-
-TASKS = web.AppKey("tasks", TaskService)
-
-
-def setup_tasks(app: web.Application, engine_factory: Callable[[], VisionEngine]) -> None:
-    app[TASKS] = TaskService(app[CONFIG], engine_factory)
-    app.cleanup_ctx.append(_tasks_ctx)
-
-
-async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
-    service = app[TASKS]
-    await service.start()
-    yield
-    await service.stop()
