@@ -23,12 +23,8 @@ import asyncio
 import base64
 import os
 import platform
-import re
 import resource
-import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +44,7 @@ from daemon.library.store import open_keys  # noqa: E402
 from daemon.library.types import DEFAULT_GROUP, Rect  # noqa: E402
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of  # noqa: E402
 from daemon.vision.image import encode_jpeg  # noqa: E402
+from scripts.daemon_process import Daemon, start_daemon  # noqa: E402
 
 FACES = REPO / "tests" / "data" / "faces"
 NORM = 1.37  # about the length of a dlib descriptor
@@ -94,71 +91,6 @@ def fill_library(path: Path, n: int, seed: int = 1) -> float:
     finally:
         conn.close()
     return time.perf_counter() - started
-
-
-@dataclass
-class Daemon:
-    proc: subprocess.Popen
-    url: str
-    token: str
-    log: Path
-
-    def memory(self) -> dict[str, float]:
-        """VmRSS / VmHWM in MiB."""
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return {
-            k: int(re.search(rf"^{k}:\s+(\d+) kB", status, re.M).group(1)) / 1024 for k in ("VmRSS", "VmHWM")
-        }
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the daemon so far (all its threads)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def start_daemon(state: Path) -> Daemon:
-    token = secrets.token_urlsafe(24)
-    (state / "tokens").write_text(f"bench:{token}\n")
-    os.chmod(state / "tokens", 0o600)
-    log = state / "daemon.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")}
-    env["FACEGATE_AUTH_EXPENSIVE_PER_MINUTE"] = "1000000"  # measure the daemon, not the per-client limit
-    env["FACEGATE_AUTH_EXPENSIVE_BURST"] = "100000"
-    cmd = [
-        sys.executable,
-        "-m",
-        "daemon",
-        "run",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--state-dir",
-        str(state),
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    url = None
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if url is None and (m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", text)):
-            url = m.group(1)
-        if url and "ready: models loaded" in text:
-            return Daemon(proc, url, token, log)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the daemon did not start; its log:\n{log.read_text(errors='replace')}")
 
 
 SEARCH_IMAGE: list[Path] = []  # --search-image: a file to search with instead

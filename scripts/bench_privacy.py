@@ -39,14 +39,9 @@ import math
 import os
 import platform
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,6 +60,7 @@ from daemon.vision.privacy_detect import (  # noqa: E402
     PrivacyDetectSettings,
     detect_for_privacy,
 )
+from scripts.daemon_process import start_daemon  # noqa: E402
 
 FACES = ROOT / "tests" / "data" / "faces"
 NO_FACES = ROOT / "tests" / "data" / "no_faces"
@@ -355,51 +351,6 @@ def print_header(title: str, engine: VisionEngine | None = None) -> None:
 # --- HTTP ------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Daemon:
-    """`python -m daemon run` on 127.0.0.1 with a temp state dir; env overrides config keys."""
-
-    def __init__(self, state_dir: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {
-            **os.environ,
-            "FACEGATE_LOGGING_LEVEL": "warning",
-            "FACEGATE_AUTH_EXPENSIVE_PER_MINUTE": "1000000",  # measure the daemon, not the client limit
-            "FACEGATE_AUTH_EXPENSIVE_BURST": "100000",
-            **env,
-        }
-        cmd = [sys.executable, "-m", "daemon", "run", "--port", str(self.port), "--state-dir", str(state_dir)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL)
-        self.state_dir = state_dir
-
-    def wait_ready(self, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"daemon exited with {self.proc.returncode}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        return (self.state_dir / "admin-token").read_text().strip()
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            time.sleep(0.3)
-        raise SystemExit("daemon did not become ready")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 async def run_clients(
     url: str, token: str, body: bytes, clients: int, requests: int
 ) -> tuple[list[float], float]:
@@ -459,9 +410,11 @@ def cmd_http(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|")
     for name, env in http_variants():
         with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
-            daemon = Daemon(Path(tmp), {"FACEGATE_PRIVACY_CACHE_ENTRIES": "0", **env})
+            daemon = start_daemon(
+                Path(tmp), {"FACEGATE_LOGGING_LEVEL": "warning", "FACEGATE_PRIVACY_CACHE_ENTRIES": "0", **env}
+            )
+            token = daemon.token
             try:
-                token = daemon.wait_ready()
                 for label, body in images.items():
                     for clients in args.clients:
                         lat, wall = asyncio.run(run_clients(daemon.url, token, body, clients, args.requests))
@@ -473,9 +426,9 @@ def cmd_http(args: argparse.Namespace) -> None:
             finally:
                 daemon.stop()
     with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
-        daemon = Daemon(Path(tmp), {})
+        daemon = start_daemon(Path(tmp), {"FACEGATE_LOGGING_LEVEL": "warning"})
+        token = daemon.token
         try:
-            token = daemon.wait_ready()
             body = images["1920×1080"]
             lat, wall = asyncio.run(run_clients(daemon.url, token, body, 1, args.requests))
             p50, p99 = (float(np.percentile(lat, q)) * 1000 for q in (50, 99))
@@ -499,6 +452,7 @@ def cmd_wider(args: argparse.Namespace) -> None:
     engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), args.threads)
     print_header(f"Recall on {args.folder.name} (privacy detector {settings.detector})", engine)
     no_faces = [NO_FACES, *args.no_faces]
+
     def detect(rgb: np.ndarray) -> list[Box]:
         return [f.box for f in detect_for_privacy(engine, rgb, settings)]
 
@@ -526,9 +480,9 @@ def cmd_side_by_side(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
             env = {"FACEGATE_PRIVACY_CACHE_ENTRIES": "0"}
             env.update(dict(kv.split("=", 1) for kv in args.facegate_env))
-            daemon = Daemon(Path(tmp), env)
+            daemon = start_daemon(Path(tmp), {"FACEGATE_LOGGING_LEVEL": "warning", **env})
+            token = daemon.token
             try:
-                token = daemon.wait_ready()
                 services = [("Facegate", daemon.url, token), ("peer", args.peer_url.rstrip("/"), "")]
                 interleaved_rows(services, images, args.requests)
                 side_by_side(run_clients, services, images, args.clients, args.requests, args.rounds)

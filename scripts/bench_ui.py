@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/bench_ui.py [--runs 10]
 
-Starts a daemon (scripts/bench_api.py's start_daemon), signs in once, then loads /ui/ with the
+Starts a daemon (scripts/daemon_process.py), signs in once, then loads /ui/ with the
 browser cache disabled (every asset fetched again, as on a first visit) and reads the Navigation
 Timing of each load: until the load event, and until the overview shows the daemon's status (the page
 has asked /ui/session, /health, the doctor and the groups). Asset weight: every file under
@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.bench_api import start_daemon  # noqa: E402
+from scripts.daemon_process import start_daemon  # noqa: E402
 
 
 def main() -> int:
