@@ -688,13 +688,17 @@ class Config:
     def models_path(self) -> Path:
         return Path(self.models.dir) if self.models.dir else PACKAGE_MODELS_DIR
 
+    def _state_file(self, configured: str, name: str) -> Path:
+        """A file's configured path, or ``name`` in the state dir when the key is empty."""
+        return Path(configured) if configured else self.state_path / name
+
     @property
     def database_path(self) -> Path:
-        return Path(self.library.database) if self.library.database else self.state_path / "library.sqlite3"
+        return self._state_file(self.library.database, "library.sqlite3")
 
     @property
     def bundle_key_path(self) -> Path:
-        return Path(self.ops.bundle_key_file) if self.ops.bundle_key_file else self.state_path / "bundle.key"
+        return self._state_file(self.ops.bundle_key_file, "bundle.key")
 
     @property
     def audit_path(self) -> Path:
@@ -702,18 +706,19 @@ class Config:
 
     @property
     def token_path(self) -> Path:
-        return Path(self.auth.token_file) if self.auth.token_file else self.state_path / "tokens"
+        return self._state_file(self.auth.token_file, "tokens")
 
     @property
     def token_store_path(self) -> Path:
-        return Path(self.auth.token_store) if self.auth.token_store else self.state_path / "tokens.json"
+        return self._state_file(self.auth.token_store, "tokens.json")
 
     @property
     def stream_key_path(self) -> Path:
-        return (
-            Path(self.auth.stream_key_file) if self.auth.stream_key_file else self.state_path / "stream.key"
-        )
+        return self._state_file(self.auth.stream_key_file, "stream.key")
 
+    @property
+    def tasks_path(self) -> Path:
+        return self._state_file(self.tasks.dir, "tasks")
 
 def _check_access(config: Config) -> None:
     """Cross-key rules of auth, tls and cors (the checks need no file access)."""

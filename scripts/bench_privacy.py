@@ -391,7 +391,7 @@ def http_variants() -> list[tuple[str, dict[str, str]]]:
             "tiles of 768 px, tile threshold 0.2",
             {"FACEGATE_PRIVACY_TILE_SIZE": "768", "FACEGATE_PRIVACY_TILE_MIN_SCORE": "0.2"},
         ),
-        ("whole frame only (as the seed)", {"FACEGATE_PRIVACY_TILING": "'off'"}),
+        ("whole frame only (as the seed)", {"FACEGATE_PRIVACY_TILING": "none"}),
     ]
 
 

@@ -93,7 +93,7 @@ def mark_library(config: Config) -> None:
 
 def check_tasks(config: Config) -> None:
     """Move a corrupt task database aside: tasks are transient, the daemon starts with a fresh one."""
-    directory = Path(config.tasks.dir) if config.tasks.dir else config.state_path / "tasks"
+    directory = config.tasks_path
     path = directory / "tasks.sqlite3"
     if not path.exists() or config.limits.integrity_check_seconds <= 0:
         return

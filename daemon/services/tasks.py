@@ -54,7 +54,7 @@ class TaskService:
     def __init__(self, config: Config, engine_factory: Callable[[], VisionEngine]) -> None:
         self.config = config
         settings = config.tasks
-        self.directory = Path(settings.dir) if settings.dir else config.state_path / "tasks"
+        self.directory = config.tasks_path
         self.uploads = self.directory / "uploads"
         self.results = self.directory / "results"
         self._engine_factory = engine_factory
