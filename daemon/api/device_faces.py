@@ -20,10 +20,10 @@ from daemon.api.device_params import (
     utf8_len,
 )
 from daemon.api.families import device_ok
+from daemon.api.stream import STREAM
 from daemon.appkeys import POOL
 from daemon.library.types import FaceSummary, Rect
 from daemon.services.enrollment import EnrollRequest
-from daemon.services.stream import STREAM
 
 # Base64 and JSON of larger payloads (an original image: up to 4 MB) are built off the event loop.
 ENCODE_ON_LOOP_BYTES = 256 * 1024
