@@ -253,7 +253,9 @@ class PrivacyConfig:
         "yunet", "detector backend of the blur API (blazeface_full, blazeface_short or yunet; see detection)"
     )
     min_score: float = setting(
-        0.5, "detection threshold of privacy.detector for blurring (high recall; see docs/BENCHMARKS.md)",
+        0.4,
+        "detection threshold of privacy.detector for blurring (high recall; faces below sure_score are "
+        "checked; see docs/BENCHMARKS.md)",
         min=0, max=1,
     )
     method: Literal["gaussian", "pixelate", "solid"] = setting("gaussian", "default blur method")
@@ -286,6 +288,19 @@ class PrivacyConfig:
         1920,
         "max_side of requests asking accurate=true, and of the stream and video tasks (small faces)",
         min=192,
+    )
+    zoom_side: int = setting(
+        0,
+        "small-face pass of a free-size detector (yunet): the detection image is also searched enlarged "
+        "to this longest side (at most 2x; skipped below 1.25x), keeping faces under zoom_max_face; 0: off "
+        "(the fast default)",
+        min=0,
+    )
+    accurate_zoom_side: int = setting(
+        2048, "zoom_side of requests asking accurate=true (a 1024-px photo is searched at 2048 px too)", min=0
+    )
+    zoom_max_face: int = setting(
+        64, "the small-face pass keeps faces shorter than this (detection-image pixels)", min=0
     )
     max_fine_tiles: int = setting(
         24, "small images are tiled finer (down to 192 px tiles) while the grid has at most this many", min=0

@@ -444,11 +444,13 @@ def cmd_wider(args: argparse.Namespace) -> None:
     from bench_wider import TABLE_HEADER, score
 
     config = load_config(None, environ={})
-    settings = detect_settings(config.privacy, args.detector)
+    settings = detect_settings(config.privacy, args.detector, accurate=args.accurate, zoom=True)
     if args.min_score is not None:
         settings = replace(settings, min_score=args.min_score)
     if args.max_side is not None:
         settings = replace(settings, max_side=args.max_side)
+    if args.zoom_side is not None:
+        settings = replace(settings, zoom_side=args.zoom_side)
     engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), args.threads)
     print_header(f"Recall on {args.folder.name} (privacy detector {settings.detector})", engine)
     no_faces = [NO_FACES, *args.no_faces]
@@ -459,7 +461,10 @@ def cmd_wider(args: argparse.Namespace) -> None:
     result = score(detect, args.folder, no_faces)
     print(f"\nno-face folders: {', '.join(str(f) for f in no_faces)}; false faces on {result.false_images}\n")
     print(TABLE_HEADER)
-    print(result.row(f"{settings.detector}, min_score {settings.min_score}, max_side {settings.max_side}"))
+    print(result.row(
+        f"{settings.detector}, min_score {settings.min_score}, max_side {settings.max_side}, "
+        f"zoom_side {settings.zoom_side}"
+    ))
 
 
 def cmd_side_by_side(args: argparse.Namespace) -> None:
@@ -515,6 +520,8 @@ def main() -> None:
     wider.add_argument("--detector", help="backend (default: privacy.detector)")
     wider.add_argument("--min-score", type=float)
     wider.add_argument("--max-side", type=int)
+    wider.add_argument("--accurate", action="store_true", help="the settings of accurate=true requests")
+    wider.add_argument("--zoom-side", type=int, help="privacy.zoom_side (0: no small-face pass)")
     wider.add_argument("--threads", type=int, default=1)
     sbs = sub.add_parser("side-by-side", help="Facegate and a peer blur service in the same run")
     sbs.add_argument("--peer-cmd", required=True, help="shell command starting the peer service")

@@ -259,3 +259,50 @@ def test_large_images_are_detected_on_a_shrunk_copy_and_mapped_back(engine, sett
     assert iou(on_big.box, tuple(v * 4 for v in on_original.box)) > 0.7
     assert on_big.keypoints.shape == (6, 2)
     assert np.all(np.abs(on_big.keypoints / 4 - on_original.keypoints) < 0.1 * on_original.width)
+
+
+# --- the small-face pass (privacy.zoom_side, accurate=true on the blur API) ---------------------------
+
+# What the blur API runs for accurate=true: the detection image, plus the small-face pass.
+API_ACCURATE = detect_settings(load_config(None, environ={}).privacy, accurate=True, zoom=True)
+
+
+def test_the_small_face_pass_is_planned_for_small_photos_only() -> None:
+    (whole, zoomed) = plan_passes(1024, 680, API_ACCURATE)  # a 1024-px photo is searched at 2048 px too
+    assert whole.zoom == 1.0 and whole.roi is None
+    assert zoomed.zoom == 2.0 and zoomed.roi is None and zoomed.max_face == API_ACCURATE.zoom_max_face
+    assert zoomed.cost == 4 * whole.cost
+    (_, zoomed) = plan_passes(1400, 900, API_ACCURATE)
+    assert zoomed.zoom == pytest.approx(2048 / 1400)
+    assert len(plan_passes(1920, 1080, API_ACCURATE)) == 1  # 2048 px would be only 1.07×
+    assert len(plan_passes(1024, 680, ACCURATE)) == 1  # the stream and videos: no such pass
+    assert DEFAULTS.zoom_side == 0 and len(plan_passes(640, 426, replace(DEFAULTS, zoom_side=0))) == 1
+    assert all(p.zoom == 1.0 for p in plan_passes(1024, 680, replace(BLAZE, zoom_side=2048)))  # tiles
+
+
+@pytest.fixture(scope="module")
+def tiny_faces_scene(engine):
+    """A 1024×576 photo-sized scene with six ~13-px faces (WIDER's small faces), and their boxes."""
+    canvas = cv2.resize(read_rgb(NO_FACES / "coffee.png"), (1024, 576), interpolation=cv2.INTER_AREA)
+    sources = [read_rgb(FACES / n) for n in ("obama.jpg", "biden.jpg", "obama3.jpg")]
+    boxes = [max(engine.detect(s, "full", 0.5), key=lambda f: f.score).box for s in sources]
+    truth = []
+    for i, (cx, cy) in enumerate([(120, 100), (400, 150), (700, 90), (900, 300), (250, 450), (650, 480)]):
+        truth.append(paste(canvas, sources[i % 3], boxes[i % 3], 13, cx, cy))
+    return np.ascontiguousarray(canvas), truth
+
+
+def test_the_small_face_pass_finds_faces_the_image_at_its_own_size_misses(engine, tiny_faces_scene) -> None:
+    image, truth = tiny_faces_scene
+    native = detect_for_privacy(engine, image, replace(API_ACCURATE, zoom_side=0))
+    zoomed = detect_for_privacy(engine, image, API_ACCURATE)
+    assert matched(native, truth) <= len(truth) - 3
+    assert matched(zoomed, truth) >= len(truth) - 1
+    assert len(zoomed) == matched(zoomed, truth)  # nothing else, no duplicates
+    assert all(f.height < API_ACCURATE.zoom_max_face for f in zoomed)
+
+
+@pytest.mark.parametrize("path", NO_FACE_IMAGES, ids=lambda p: p.name)
+def test_no_face_images_stay_clean_with_the_small_face_pass(engine, path) -> None:
+    found = detect_for_privacy(engine, read_rgb(path), API_ACCURATE)
+    assert len(found) <= (1 if path.name == "motorcycle_left.png" else 0)

@@ -57,11 +57,16 @@ MIN_PASSES_TO_SPLIT = 2
 
 
 def detect_settings(
-    config: PrivacyConfig, detector: str | None = None, accurate: bool = False, max_side: int | None = None
+    config: PrivacyConfig,
+    detector: str | None = None,
+    accurate: bool = False,
+    max_side: int | None = None,
+    zoom: bool = False,
 ) -> PrivacyDetectSettings:
     """The detector settings of config section ``privacy`` (shared with the stream and video blur, which
     name their own detector and size: stream.detector/max_side, tasks.detector). accurate:
-    privacy.accurate_max_side; max_side overrides both."""
+    privacy.accurate_max_side; max_side overrides both. zoom (the blur API): the small-face pass of
+    privacy.zoom_side (accurate: privacy.accurate_zoom_side); the stream and videos have none."""
     return PrivacyDetectSettings(
         detector=config.detector if detector is None else detector,
         min_score=config.min_score,
@@ -76,6 +81,8 @@ def detect_settings(
         verify=config.verify,
         sure_score=config.sure_score,
         verify_score=config.verify_score,
+        zoom_side=(config.accurate_zoom_side if accurate else config.zoom_side) if zoom else 0,
+        zoom_max_face=config.zoom_max_face,
     )
 
 
@@ -206,8 +213,8 @@ class PrivacyService:
         max_decode_bytes: int | None = None,
     ) -> None:
         self.config = config
-        self.settings = detect_settings(config)
-        self.accurate_settings = detect_settings(config, accurate=True)
+        self.settings = detect_settings(config, zoom=True)
+        self.accurate_settings = detect_settings(config, accurate=True, zoom=True)
         self.limits = image_limits(config, max_decode_bytes)
         self.cache = ResultCache(config.cache_entries, config.cache_max_bytes)
         self._pool = pool

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import cv2
 import numpy as np
 
 from daemon.vision.boxes import containment_matrix, iou_matrix
@@ -60,6 +61,11 @@ AVERAGE_IOU = 0.5
 EDGE_OVERLAP = 0.1
 # The check of a tile-only face runs the model on a square this many times the face's side.
 VERIFY_ZOOM = 4.0
+# The small-face pass (zoom_side) enlarges the detection image at most this much, and is skipped when it
+# would enlarge it less than MIN_ZOOM (measured on WIDER photos: 2× finds faces of 10–30 px the image at
+# its own size misses; docs/BENCHMARKS.md).
+MAX_ZOOM = 2.0
+MIN_ZOOM = 1.25
 
 
 class Detects(Protocol):
@@ -88,6 +94,8 @@ class PrivacyDetectSettings:
     verify: bool  # check faces found only by tiles (see the module docstring)
     sure_score: float  # a tile face scoring this much needs no check
     verify_score: float  # score the check must reach
+    zoom_side: int = 0  # free-size backend: a small-face pass on the image enlarged to this side (0: off)
+    zoom_max_face: int = 64  # faces that pass keeps: smaller than this (detection-image px)
 
     @property
     def tile_score(self) -> float:
@@ -107,6 +115,8 @@ class PrivacyDetectSettings:
             raise ValueError(f"max_side must be at least {full_input} px")
         if self.max_fine_tiles < 0:
             raise ValueError("max_fine_tiles must not be negative")
+        if self.zoom_side < 0 or self.zoom_max_face < 0:
+            raise ValueError("zoom_side and zoom_max_face must not be negative")
 
 
 @dataclass(frozen=True)
@@ -123,10 +133,12 @@ class DetectPass:
     inner_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)
     overlap_px: int = 0
     target: tuple[float, float, float, float] | None = None  # a check: the box of the face checked
+    zoom: float = 1.0  # the region is enlarged this much before the run (the small-face pass)
+    max_face: float = math.inf  # faces this tall or taller (detection-image px) are dropped
 
     @property
     def cost(self) -> int:
-        return backend(self.model).cost
+        return max(1, round(backend(self.model).cost * self.zoom * self.zoom))
 
 
 @dataclass(frozen=True)
@@ -208,9 +220,25 @@ def tile_levels(width: int, height: int, settings: PrivacyDetectSettings) -> lis
     return levels
 
 
+def zoom_factor(width: int, height: int, settings: PrivacyDetectSettings) -> float:
+    """How much the small-face pass enlarges a width×height detection image (1.0: no such pass).
+
+    Only a free-size backend has one; the image is enlarged to zoom_side (at most MAX_ZOOM×), and not
+    at all when that would be less than MIN_ZOOM× (the main pass already sees such faces nearly as big).
+    """
+    if settings.zoom_side <= 0 or backend(settings.detector).tiled:
+        return 1.0
+    zoom = min(MAX_ZOOM, settings.zoom_side / max(width, height))
+    return zoom if zoom >= MIN_ZOOM else 1.0
+
+
 def plan_passes(width: int, height: int, settings: PrivacyDetectSettings) -> list[DetectPass]:
-    """Every model run for a width×height detection image: whole frame first, then the tiles."""
+    """Every model run for a width×height detection image: whole frame first, then the small-face
+    pass or the tiles."""
     passes = [DetectPass(settings.detector, None)]
+    zoom = zoom_factor(width, height, settings)
+    if zoom > 1.0:
+        passes.append(DetectPass(settings.detector, None, zoom=zoom, max_face=settings.zoom_max_face))
     if settings.models == "both":
         passes.append(DetectPass("short", None))
     for tile in reversed(tile_levels(width, height, settings)):  # coarse to fine
@@ -232,9 +260,32 @@ def run_passes(
     """Run each pass with engine.detect (one thread: the engine is not thread-safe)."""
     results = []
     for p in passes:
-        faces = engine.detect(image_rgb, p.model, min_score=pass_threshold(p, settings), roi=p.roi)
-        results.append(PassResult(p, tuple(faces)))
+        threshold = pass_threshold(p, settings)
+        if p.zoom == 1.0:
+            faces = engine.detect(image_rgb, p.model, min_score=threshold, roi=p.roi)
+        else:
+            faces = zoomed_detect(engine, image_rgb, p, threshold)
+        results.append(PassResult(p, tuple(f for f in faces if f.height < p.max_face)))
     return results
+
+
+def zoomed_detect(engine: Detects, image_rgb: np.ndarray, p: DetectPass, threshold: float) -> list[Face]:
+    """The faces of pass p run on its region enlarged p.zoom times, in image_rgb's pixels."""
+    height, width = image_rgb.shape[:2]
+    x1, y1, x2, y2 = (0, 0, width, height) if p.roi is None else p.roi
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
+    size = (max(1, round((x2 - x1) * p.zoom)), max(1, round((y2 - y1) * p.zoom)))
+    big = cv2.resize(image_rgb[y1:y2, x1:x2], size, interpolation=cv2.INTER_LINEAR)
+    inv = 1.0 / p.zoom
+    return [
+        Face(
+            box=(b[0] * inv + x1, b[1] * inv + y1, b[2] * inv + x1, b[3] * inv + y1),
+            score=f.score,
+            keypoints=f.keypoints * np.float32(inv) + np.asarray([x1, y1], dtype=np.float32),
+        )
+        for f in engine.detect(big, p.model, min_score=threshold)
+        for b in (f.box,)
+    ]
 
 
 @dataclass(frozen=True)
@@ -243,6 +294,7 @@ class Candidate:
 
     face: Face
     confirmed: bool
+    min_check: float = 0.0  # the score its check must reach (beyond the check pass's own threshold)
 
 
 def is_edge_cut(face: Face, passed: DetectPass) -> bool:
@@ -255,14 +307,14 @@ def is_edge_cut(face: Face, passed: DetectPass) -> bool:
     return (left and x1 < rx1) or (top and y1 < ry1) or (right and x2 > rx2) or (bottom and y2 > ry2)
 
 
-def _merge(faces: Sequence[Face], whole: Sequence[bool]) -> list[tuple[Face, bool]]:
-    """Faces grouped by IoU or containment, each group merged into one face; the flag says whether a
-    member came from a whole-frame pass."""
+def _merge(faces: Sequence[Face], flags: Sequence[Sequence[bool]]) -> list[tuple[Face, tuple[bool, ...]]]:
+    """Faces grouped by IoU or containment, each group merged into one face; its flags say, one by one,
+    whether any member's flag was set."""
     if not faces:
         return []
     order = sorted(range(len(faces)), key=lambda i: -faces[i].score)
     faces = [faces[i] for i in order]
-    from_whole = np.asarray([whole[i] for i in order], dtype=bool)
+    flagged = np.asarray([flags[i] for i in order], dtype=bool).reshape(len(order), -1)
     boxes = np.asarray([f.box for f in faces], dtype=np.float64)
     scores = np.asarray([f.score for f in faces], dtype=np.float64)
     points = np.stack([f.keypoints for f in faces]).astype(np.float64)
@@ -283,7 +335,7 @@ def _merge(faces: Sequence[Face], whole: Sequence[bool]) -> list[tuple[Face, boo
         box = weights @ boxes[agree]
         kps = np.tensordot(weights, points[agree], axes=1).astype(np.float32)
         face = Face(box=as_box(box), score=float(scores[top]), keypoints=kps)
-        merged.append((face, bool(from_whole[same].any())))
+        merged.append((face, tuple(bool(v) for v in flagged[same].any(axis=0))))
     return merged
 
 
@@ -294,29 +346,44 @@ def _overlaps_any(face: Face, others: Sequence[Face], threshold: float) -> bool:
 
 
 def merge_faces(results: Iterable[PassResult], settings: PrivacyDetectSettings) -> list[Candidate]:
-    """One candidate per face found by any pass, best first (see the module docstring)."""
-    primary: list[Face] = []
-    primary_whole: list[bool] = []
-    edge: list[Face] = []
-    for result in results:
-        whole = result.passed.roi is None
-        for face in result.faces:
-            if is_edge_cut(face, result.passed):
-                edge.append(face)
-            else:
-                primary.append(face)
-                primary_whole.append(whole)
-    kept = _merge(primary, primary_whole)
-    faces = [f for f, _ in kept]
-    for face, _ in _merge(edge, [False] * len(edge)):
-        if not faces or not _overlaps_any(face, faces, EDGE_OVERLAP):
-            kept.append((face, False))
-            faces.append(face)
+    """One candidate per face found by any pass, best first (see the module docstring).
+
+    A face is confirmed without a check when a member of its group is sure: found by the whole frame of
+    a tiled backend, or scoring sure_score on a pass at the image's own scale. Faces the small-face pass
+    saw (an enlarged image, where textures score up to ~0.7) are checked unless such a member vouches
+    for them, and their check must reach sure_score.
+    """
     # A free-size detector's whole-frame pass sees small faces as they are, like a tile does.
     trusted_whole = backend(settings.detector).tiled
+
+    def sure(face: Face, passed: DetectPass) -> bool:
+        if not settings.verify or (passed.roi is None and passed.zoom == 1.0 and trusted_whole):
+            return True
+        return passed.zoom == 1.0 and face.score >= settings.sure_score
+
+    primary: list[Face] = []
+    primary_flags: list[tuple[bool, bool]] = []  # (sure, seen by the small-face pass)
+    edge: list[Face] = []
+    edge_flags: list[tuple[bool, bool]] = []
+    for result in results:
+        for face in result.faces:
+            flags = (sure(face, result.passed), result.passed.zoom != 1.0)
+            if is_edge_cut(face, result.passed):
+                edge.append(face)
+                edge_flags.append(flags)
+            else:
+                primary.append(face)
+                primary_flags.append(flags)
+    kept = _merge(primary, primary_flags)
+    faces = [f for f, _ in kept]
+    for face, flags in _merge(edge, edge_flags):
+        if not faces or not _overlaps_any(face, faces, EDGE_OVERLAP):
+            kept.append((face, flags))
+            faces.append(face)
+    # The small-face pass saw it and nothing was sure of it: its check must reach sure_score, not just
+    # verify_score (enlarged textures such as Hubble's galaxies score up to ~0.7; docs/BENCHMARKS.md).
     candidates = [
-        Candidate(face, (whole and trusted_whole) or not settings.verify or face.score >= settings.sure_score)
-        for face, whole in kept
+        Candidate(face, is_sure, settings.sure_score if zoomed else 0.0) for face, (is_sure, zoomed) in kept
     ]
     return sorted(candidates, key=lambda c: -c.face.score)
 
@@ -354,9 +421,9 @@ def confirm(candidates: Iterable[Candidate], checks: Iterable[PassResult]) -> li
     for c in candidates:
         if c.confirmed:
             faces.append(c.face)
-        elif (check := found.get(c.face.box)) is not None:
+        elif (check := found.get(c.face.box)) is not None and check.score >= c.min_check:
             faces.append(Face(box=check.box, score=max(check.score, c.face.score), keypoints=check.keypoints))
-    return [f for f, _ in _merge(faces, [False] * len(faces))]
+    return [f for f, _ in _merge(faces, [(False,)] * len(faces))]
 
 
 def verifier(settings: PrivacyDetectSettings) -> str:
