@@ -302,6 +302,12 @@ class PrivacyConfig:
     zoom_max_face: int = setting(
         64, "the small-face pass keeps faces shorter than this (detection-image pixels)", min=0
     )
+    zoom_check_score: float = setting(
+        0.6,
+        "score the zoomed check must reach to keep a face the small-face pass saw and nothing was sure of",
+        min=0,
+        max=1,
+    )
     max_fine_tiles: int = setting(
         24, "small images are tiled finer (down to 192 px tiles) while the grid has at most this many", min=0
     )

@@ -451,6 +451,10 @@ def cmd_wider(args: argparse.Namespace) -> None:
         settings = replace(settings, max_side=args.max_side)
     if args.zoom_side is not None:
         settings = replace(settings, zoom_side=args.zoom_side)
+    if args.zoom_max_face is not None:
+        settings = replace(settings, zoom_max_face=args.zoom_max_face)
+    if args.zoom_check_score is not None:
+        settings = replace(settings, zoom_check_score=args.zoom_check_score)
     engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), args.threads)
     print_header(f"Recall on {args.folder.name} (privacy detector {settings.detector})", engine)
     no_faces = [NO_FACES, *args.no_faces]
@@ -463,7 +467,8 @@ def cmd_wider(args: argparse.Namespace) -> None:
     print(TABLE_HEADER)
     print(result.row(
         f"{settings.detector}, min_score {settings.min_score}, max_side {settings.max_side}, "
-        f"zoom_side {settings.zoom_side}"
+        f"zoom_side {settings.zoom_side}, zoom_max_face {settings.zoom_max_face}, "
+        f"zoom_check_score {settings.zoom_check_score}"
     ))
 
 
@@ -522,6 +527,8 @@ def main() -> None:
     wider.add_argument("--max-side", type=int)
     wider.add_argument("--accurate", action="store_true", help="the settings of accurate=true requests")
     wider.add_argument("--zoom-side", type=int, help="privacy.zoom_side (0: no small-face pass)")
+    wider.add_argument("--zoom-max-face", type=int, help="privacy.zoom_max_face")
+    wider.add_argument("--zoom-check-score", type=float, help="privacy.zoom_check_score")
     wider.add_argument("--threads", type=int, default=1)
     sbs = sub.add_parser("side-by-side", help="Facegate and a peer blur service in the same run")
     sbs.add_argument("--peer-cmd", required=True, help="shell command starting the peer service")

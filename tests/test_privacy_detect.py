@@ -302,7 +302,9 @@ def test_the_small_face_pass_finds_faces_the_image_at_its_own_size_misses(engine
     assert all(f.height < API_ACCURATE.zoom_max_face for f in zoomed)
 
 
-@pytest.mark.parametrize("path", NO_FACE_IMAGES, ids=lambda p: p.name)
-def test_no_face_images_stay_clean_with_the_small_face_pass(engine, path) -> None:
-    found = detect_for_privacy(engine, read_rgb(path), API_ACCURATE)
-    assert len(found) <= (1 if path.name == "motorcycle_left.png" else 0)
+@pytest.mark.parametrize("settings", [DEFAULTS, API_ACCURATE], ids=["default", "accurate"])
+def test_at_most_two_false_faces_on_all_no_face_images(engine, settings) -> None:
+    # Issue #10's bound, on every image of tests/data/no_faces, with the blur API's shipped settings.
+    found = {p.name: len(detect_for_privacy(engine, read_rgb(p), settings)) for p in NO_FACE_IMAGES}
+    assert len(found) >= 15
+    assert sum(found.values()) <= 2, found

@@ -83,6 +83,7 @@ def detect_settings(
         verify_score=config.verify_score,
         zoom_side=(config.accurate_zoom_side if accurate else config.zoom_side) if zoom else 0,
         zoom_max_face=config.zoom_max_face,
+        zoom_check_score=config.zoom_check_score,
     )
 
 

@@ -96,6 +96,7 @@ class PrivacyDetectSettings:
     verify_score: float  # score the check must reach
     zoom_side: int = 0  # free-size backend: a small-face pass on the image enlarged to this side (0: off)
     zoom_max_face: int = 64  # faces that pass keeps: smaller than this (detection-image px)
+    zoom_check_score: float = 0.6  # what the check of a face that pass saw (nothing sure of it) must reach
 
     @property
     def tile_score(self) -> float:
@@ -104,7 +105,10 @@ class PrivacyDetectSettings:
     def __post_init__(self) -> None:
         backend(self.detector)  # ConfigError for an unknown name
         full_input = DETECTOR_KINDS["full"].input_size
-        scores = (self.min_score, self.short_min_score, self.sure_score, self.verify_score, self.tile_score)
+        scores = (
+            self.min_score, self.short_min_score, self.sure_score, self.verify_score, self.tile_score,
+            self.zoom_check_score,
+        )
         if not all(0.0 <= v <= 1.0 for v in scores):
             raise ValueError("scores must be within [0, 1]")
         if self.tile_size < full_input:
@@ -351,7 +355,7 @@ def merge_faces(results: Iterable[PassResult], settings: PrivacyDetectSettings) 
     A face is confirmed without a check when a member of its group is sure: found by the whole frame of
     a tiled backend, or scoring sure_score on a pass at the image's own scale. Faces the small-face pass
     saw (an enlarged image, where textures score up to ~0.7) are checked unless such a member vouches
-    for them, and their check must reach sure_score.
+    for them, and their check must reach zoom_check_score.
     """
     # A free-size detector's whole-frame pass sees small faces as they are, like a tile does.
     trusted_whole = backend(settings.detector).tiled
@@ -380,10 +384,10 @@ def merge_faces(results: Iterable[PassResult], settings: PrivacyDetectSettings) 
         if not faces or not _overlaps_any(face, faces, EDGE_OVERLAP):
             kept.append((face, flags))
             faces.append(face)
-    # The small-face pass saw it and nothing was sure of it: its check must reach sure_score, not just
-    # verify_score (enlarged textures such as Hubble's galaxies score up to ~0.7; docs/BENCHMARKS.md).
+    # The small-face pass saw it and nothing was sure of it: its check must reach zoom_check_score.
     candidates = [
-        Candidate(face, is_sure, settings.sure_score if zoomed else 0.0) for face, (is_sure, zoomed) in kept
+        Candidate(face, is_sure, settings.zoom_check_score if zoomed else 0.0)
+        for face, (is_sure, zoomed) in kept
     ]
     return sorted(candidates, key=lambda c: -c.face.score)
 
