@@ -380,9 +380,9 @@ def merge_faces(results: Iterable[PassResult], settings: PrivacyDetectSettings) 
                 primary_flags.append(flags)
     kept = _merge(primary, primary_flags)
     faces = [f for f, _ in kept]
-    for face, flags in _merge(edge, edge_flags):
+    for face, edge_group in _merge(edge, edge_flags):
         if not faces or not _overlaps_any(face, faces, EDGE_OVERLAP):
-            kept.append((face, flags))
+            kept.append((face, edge_group))
             faces.append(face)
     # The small-face pass saw it and nothing was sure of it: its check must reach zoom_check_score.
     candidates = [
