@@ -308,3 +308,25 @@ def test_at_most_two_false_faces_on_all_no_face_images(engine, settings) -> None
     found = {p.name: len(detect_for_privacy(engine, read_rgb(p), settings)) for p in NO_FACE_IMAGES}
     assert len(found) >= 15
     assert sum(found.values()) <= 2, found
+
+
+def test_a_face_only_the_small_face_pass_is_sure_of_needs_the_stricter_check() -> None:
+    whole, zoomed = plan_passes(1024, 680, API_ACCURATE)
+    results = [
+        PassResult(whole, (face(100, 100, 130, 135, 0.45),)),  # both passes see it, neither sure
+        PassResult(zoomed, (face(101, 100, 131, 136, 0.7), face(500, 300, 520, 324, 0.9))),
+        PassResult(whole, (face(700, 100, 760, 170, 0.8),)),  # sure at the image's own scale
+    ]
+    candidates = merge_faces(results, API_ACCURATE)
+    by_x = {round(c.face.box[0] / 100): c for c in candidates}
+    assert len(candidates) == 3
+    assert not by_x[1].confirmed and by_x[1].min_check == API_ACCURATE.zoom_check_score
+    assert not by_x[5].confirmed  # 0.9 on an enlarged image is not sure
+    assert by_x[7].confirmed
+    checks = [
+        PassResult(p, (face(*p.target, score=s),))
+        for p, s in zip(verify_passes(candidates, 1024, 680), (0.55, 0.65), strict=True)
+    ]
+    kept = confirm(candidates, checks)
+    # The check of the 0.9 face scored 0.55 (< 0.6): dropped; the other reached 0.65: kept.
+    assert sorted(round(f.box[0] / 100) for f in kept) == [1, 7]

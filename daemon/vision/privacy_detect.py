@@ -27,6 +27,12 @@ size (the face ~48 px in the model input), and the face stays if that run finds 
 ``verify_score`` or more. On the generated test scenes every true face checked scored ≥ 0.72, while
 95 % of the textures scored ≤ 0.53. BlazeFace's whole-frame faces are not checked: recall first.
 
+Small-face pass (zoom_side, the blur API's accurate=true): a free-size backend runs once more on the
+detection image enlarged to zoom_side (at most MAX_ZOOM×), keeping faces under zoom_max_face; such a
+face needs the check at zoom_check_score unless a pass at the image's own scale was sure of it
+(enlarged, textures score up to ~0.7). On ~1024-px WIDER photos it finds faces of 10–30 px the image
+at its own size misses (docs/BENCHMARKS.md).
+
 ``detector`` names a backend (detectors/registry.py): tiles are for a fixed-input model (BlazeFace); a
 free-size one (YuNet) runs once on the whole detection image, its faces below sure_score checked. The
 plan is data (DetectPass, with a cost): callers spread passes over engines or frames, then merge.
