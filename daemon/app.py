@@ -19,8 +19,10 @@ from daemon.api.auth import PUBLIC_PATHS, AccessPolicy, is_loopback, make_auth_m
 from daemon.api.config_api import setup_config_api
 from daemon.api.cors import make_cors_middleware
 from daemon.api.device_api import setup_device_api
+from daemon.api.docs import DOCS_PUBLIC_PATHS, setup_api_docs
 from daemon.api.door import setup_door_api
 from daemon.api.features import setup_feature_api
+from daemon.api.metrics_api import METRICS_PATH, inference_observer, metrics_middleware, setup_metrics
 from daemon.api.middleware import make_request_middleware
 from daemon.api.ops_api import setup_ops_api
 from daemon.api.outputs import setup_outputs
@@ -37,6 +39,7 @@ from daemon.services.status import DaemonStatus
 from daemon.services.tokens import TokenRegistry
 from daemon.services.workers import InferencePool
 from daemon.vision.engine import ModelPaths, VisionEngine
+from daemon.vision.timing import InferenceObserver
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ def build_app(
     app = web.Application(
         client_max_size=config.server.max_request_bytes,
         middlewares=[
+            metrics_middleware,  # outermost: counts and times every answer, 401s and 500s included
             make_request_middleware(config.server.access_log),
             make_cors_middleware(config.cors, PRIVACY_PATHS),
             make_auth_middleware(AccessPolicy(config, tokens, public_paths(config))),
@@ -63,13 +67,15 @@ def build_app(
     app[UPLOADS] = uploads
     app[CONFIG] = config
     app[STATUS] = DaemonStatus(DETECTOR_NAME)
+    setup_metrics(app)  # first: the engines report their model runs to it
     if engine_factory is None:
+        observe = inference_observer(app)
 
         def engine_factory() -> VisionEngine:
-            return engine_from_config(config, model_paths)
+            return engine_from_config(config, model_paths, observe=observe)
 
         def detection_engine_factory() -> VisionEngine:
-            return engine_from_config(config, model_paths, with_embedder=False)
+            return engine_from_config(config, model_paths, with_embedder=False, observe=observe)
 
     else:
         detection_engine_factory = engine_factory
@@ -96,6 +102,7 @@ def build_app(
     if config.ui.enabled:
         setup_ui(app, tokens)
     setup_door_api(app, engine_factory)
+    setup_api_docs(app)  # /openapi.json and /docs
     return app
 
 
@@ -111,10 +118,19 @@ def public_paths(config: Config) -> set[str]:
         paths |= ui_public_paths()
     if config.auth.privacy_without_token and is_loopback(config.server.host):
         paths |= PRIVACY_PATHS
+    if config.api_docs.enabled:
+        paths |= DOCS_PUBLIC_PATHS
+    if config.metrics.public_on_loopback and is_loopback(config.server.host):
+        paths.add(METRICS_PATH)
     return paths
 
 
-def engine_from_config(config: Config, model_paths: ModelPaths, with_embedder: bool = True) -> VisionEngine:
+def engine_from_config(
+    config: Config,
+    model_paths: ModelPaths,
+    with_embedder: bool = True,
+    observe: InferenceObserver | None = None,
+) -> VisionEngine:
     min_scores = {"short": config.detection.short_min_score, "full": config.detection.full_min_score}
     return VisionEngine(
         model_paths,
@@ -123,6 +139,7 @@ def engine_from_config(config: Config, model_paths: ModelPaths, with_embedder: b
         with_embedder,
         config.models.flip_average,
         recognition_detectors=config.detection.detectors,
+        observe=observe,
     )
 
 

@@ -667,6 +667,27 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics at GET /metrics (docs/API.md, "Metrics")."""
+
+    enabled: bool = setting(True, "serve GET /metrics (Prometheus text format) and count every request")
+    public_on_loopback: bool = setting(
+        False,
+        "serve /metrics without a token (for a local scraper); only when server.host is a loopback "
+        "address, otherwise the setting has no effect",
+    )
+
+
+@dataclass(frozen=True)
+class ApiDocsConfig:
+    """The OpenAPI document and its viewer (docs/API.md, "OpenAPI and /docs")."""
+
+    enabled: bool = setting(
+        True, "serve GET /openapi.json and the Swagger UI at /docs (no token: they hold no data)"
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = section(ServerConfig)
     limits: LimitsConfig = section(LimitsConfig)
@@ -692,6 +713,8 @@ class Config:
     liveness: LivenessConfig = section(LivenessConfig)
     security: SecurityConfig = section(SecurityConfig)
     audit: AuditConfig = section(AuditConfig)
+    metrics: MetricsConfig = section(MetricsConfig)
+    api_docs: ApiDocsConfig = section(ApiDocsConfig)
 
     def __post_init__(self) -> None:
         try:

@@ -23,6 +23,7 @@ from daemon.vision.liveness import LivenessModel, load_liveness
 from daemon.vision.models import resolve_model
 from daemon.vision.quality import FaceQuality, assess
 from daemon.vision.runtime import load_interpreter
+from daemon.vision.timing import InferenceObserver, timed
 from daemon.vision.types import Face
 
 # The passive liveness models (MiniFASNet V2 and V1SE; daemon/vision/liveness.py), in load order.
@@ -75,13 +76,16 @@ class VisionEngine:
         with_embedder: bool = True,
         flip_average: bool = False,
         recognition_detectors: Sequence[str] = ("short", "full"),
+        observe: InferenceObserver | None = None,
     ) -> None:
+        """observe: told (model, seconds) after every detector run and embedding (metrics)."""
         files = paths.detectors or {
             "blazeface_short": paths.detector_short,
             "blazeface_full": paths.detector_full,
         }
         self.detectors: dict[str, FaceDetector] = {
-            name: backend(name).build(path, num_threads) for name, path in files.items()
+            name: timed(backend(name).build(path, num_threads), "detect", name, observe)
+            for name, path in files.items()
         }
         for alias, name in ALIASES.items():
             self.detectors[alias] = self.detectors[name]
@@ -94,7 +98,14 @@ class VisionEngine:
         for name in self.recognition_detectors:
             backend(name)
         self._embedder = (
-            Embedder(load_interpreter(paths.embedding, num_threads), paths.embedding_variant, flip_average)
+            timed(
+                Embedder(
+                    load_interpreter(paths.embedding, num_threads), paths.embedding_variant, flip_average
+                ),
+                "embed",
+                f"embedding_{paths.embedding_variant}",
+                observe,
+            )
             if with_embedder
             else None
         )
