@@ -19,7 +19,7 @@ from daemon.api.auth import PUBLIC_PATHS, AccessPolicy, is_loopback, make_auth_m
 from daemon.api.config_api import setup_config_api
 from daemon.api.cors import make_cors_middleware
 from daemon.api.device_api import setup_device_api
-from daemon.api.docs import DOCS_PUBLIC_PATHS, setup_api_docs
+from daemon.api.docs import setup_api_docs
 from daemon.api.door import setup_door_api
 from daemon.api.features import setup_feature_api
 from daemon.api.metrics_api import METRICS_PATH, inference_observer, metrics_middleware, setup_metrics
@@ -118,8 +118,6 @@ def public_paths(config: Config) -> set[str]:
         paths |= ui_public_paths()
     if config.auth.privacy_without_token and is_loopback(config.server.host):
         paths |= PRIVACY_PATHS
-    if config.api_docs.enabled:
-        paths |= DOCS_PUBLIC_PATHS
     if config.metrics.public_on_loopback and is_loopback(config.server.host):
         paths.add(METRICS_PATH)
     return paths

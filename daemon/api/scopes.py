@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from daemon.services.tokens import ADMIN, LIBRARY, PRIVACY, READ, RECOGNIZE, STREAM
+from daemon.services.tokens import ADMIN, LIBRARY, METRICS, PRIVACY, READ, RECOGNIZE, STREAM
 
 PUBLIC = "public"  # no token needed (details of /health need one)
 
@@ -77,6 +77,12 @@ RULES: tuple[Rule, ...] = (
     _r("*", "/api/door/*", ADMIN),
     _r("*", "/api/admin/*", ADMIN),  # library export / import, doctor (ops_api.py, config_api.py)
     _r("GET", "/api/config", ADMIN),
+    # the daemon itself: metrics for a scraper's token; the API's description and its viewer for anyone
+    # (metrics_api.py: metrics.public_on_loopback; docs.py: api_docs.enabled)
+    _r("GET", "/metrics", METRICS),
+    _r("GET", "/openapi.json", PUBLIC),
+    _r("GET", "/docs", PUBLIC),
+    _r("GET", "/docs/*", PUBLIC),
     # the web page's shell, sign-in and static files (daemon/api/ui.py); its data comes from /api routes
     _r("*", "/ui*", PUBLIC),
 )

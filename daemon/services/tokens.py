@@ -33,7 +33,8 @@ RECOGNIZE = "recognize"  # 1:1 compare, 1:N search, the feature-vector API
 PRIVACY = "privacy"  # the blur API and the video blur tasks
 STREAM = "stream"  # the camera stream, snapshot, stream info, minting signed stream URLs
 READ = "read"  # read-only: list/get faces, images, groups, events, stream info
-SCOPES = (ADMIN, LIBRARY, RECOGNIZE, PRIVACY, STREAM, READ)
+METRICS = "metrics"  # GET /metrics only: a Prometheus scraper's token reads no face data
+SCOPES = (ADMIN, LIBRARY, RECOGNIZE, PRIVACY, STREAM, READ, METRICS)
 # A scope also grants these (admin grants everything).
 IMPLIED = {LIBRARY: frozenset({READ})}
 
