@@ -169,3 +169,21 @@ async def test_camera_metrics(make_client, config, clip) -> None:
         assert ("facegate_camera_dropped_frames_total", (("reason", reason),)) in samples
     runs = value(samples, "facegate_inference_duration_seconds_count", model=cfg.stream.detector)
     assert runs > 0, cfg.stream.detector
+
+
+async def test_a_metrics_token_reads_metrics_and_nothing_else(make_client, config) -> None:
+    from daemon.services.tokens import ADMIN, METRICS, READ, TokenRegistry
+
+    scraper, reader = "scraper-token-0123456789abcdef", "reader-token-0123456789abcdef"
+    registry = TokenRegistry.of(
+        [("prometheus", scraper, [METRICS]), ("reader", reader, [READ]), ("tester", "t" * 26, [ADMIN])]
+    )
+    client = await make_client(config, tokens=registry)
+    samples = await scrape(client, headers={"Authorization": f"Bearer {scraper}"})
+    for path in ("/api/faces", "/api/faceGroups", "/api/config"):
+        assert (await client.get(path, headers={"Authorization": f"Bearer {scraper}"})).status == 403, path
+    # A token for face data cannot read the metrics (least privilege both ways).
+    assert (await client.get("/metrics", headers={"Authorization": f"Bearer {reader}"})).status == 403
+    after = await scrape(client, headers={"Authorization": f"Bearer {scraper}"})
+    assert value(after, "facegate_auth_failures_total", reason="forbidden") == 4
+    assert value(samples, "facegate_auth_failures_total", reason="forbidden") == 0

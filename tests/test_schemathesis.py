@@ -29,7 +29,6 @@ import pytest
 from clip_maker import make_clip
 
 REPO = Path(__file__).resolve().parent.parent
-TOKEN = "schemathesis-token-0123456789abcdef"
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -60,20 +59,41 @@ def get_status(url: str) -> int:
 
 @pytest.fixture
 def daemon(tmp_path: Path):
-    """A real `facegate run` process with a token file and a file camera; yields (base URL, log path)."""
+    """A real `facegate run` process with an admin token and a file camera; yields (URL, log, token)."""
     clip = make_clip(tmp_path / "clip.avi", size=(320, 240), frames=20)
     state = tmp_path / "state"
-    state.mkdir()
-    (state / "tokens").write_text(f"fuzz:{TOKEN}\n")
-    (state / "tokens").chmod(0o600)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEGATE_", "NOTIFY_", "WATCHDOG_"))}
     env |= {
         "FACEGATE_LOGGING_JOURNALD": "never",
         "FACEGATE_CAMERA_SOURCE": f"file:{clip.path}",
         "FACEGATE_CAMERA_FPS": "5",
+        # The fuzzer is one client sending thousands of expensive requests: it must reach the handlers.
+        "FACEGATE_AUTH_EXPENSIVE_PER_MINUTE": "1000000",
+        "FACEGATE_AUTH_EXPENSIVE_BURST": "1000000",
         "PYTHONUNBUFFERED": "1",
     }
+    # An admin token, so the admin routes (reset, export/import, door settings, config) are reached too.
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "daemon",
+            "token",
+            "--state-dir",
+            str(state),
+            "add",
+            "fuzz",
+            "--scope",
+            "admin",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = made.stdout.strip().splitlines()[-1]
     log_path = tmp_path / "daemon.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -90,7 +110,7 @@ def daemon(tmp_path: Path):
             assert proc.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, "the daemon did not become ready"
             time.sleep(0.3)
-        yield base, log_path
+        yield base, log_path, token
     finally:
         proc.terminate()
         try:
@@ -101,7 +121,7 @@ def daemon(tmp_path: Path):
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(daemon, tmp_path: Path) -> None:
-    base, log_path = daemon
+    base, log_path, token = daemon
     command = [
         sys.executable,
         "-m",
@@ -109,7 +129,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(daemon, tmp_
         "run",
         f"{base}/openapi.json",
         "--header",
-        f"Authorization: Bearer {TOKEN}",
+        f"Authorization: Bearer {token}",
         "--checks",
         ",".join(CHECKS),
         "--phases",
