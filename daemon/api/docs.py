@@ -11,6 +11,7 @@ turns them off). The UI's "Authorize" button takes the token for "Try it out".
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -106,7 +107,7 @@ async def init_script(request: web.Request) -> web.Response:
     return web.Response(text=SCRIPT, content_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
-def _asset(path: Path, content_type: str):
+def _asset(path: Path, content_type: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
     async def asset(request: web.Request) -> web.FileResponse:
         headers = {
             "Content-Type": content_type,

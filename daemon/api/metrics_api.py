@@ -27,6 +27,7 @@ from daemon.ops.metrics import (
     LibraryCollector,
     Metrics,
     PoolCollector,
+    Source,
 )
 from daemon.services.stream import STREAM
 from daemon.vision.timing import InferenceObserver
@@ -55,7 +56,7 @@ def inference_observer(app: web.Application) -> InferenceObserver | None:
     return metrics.observe_inference if metrics is not None else None
 
 
-def _source(app: web.Application, read: Callable[[], Mapping[str, Any] | None]):
+def _source(app: web.Application, read: Callable[[], Mapping[str, Any] | None]) -> Source:
     def source() -> Mapping[str, Any] | None:
         try:
             return read()

@@ -69,7 +69,9 @@ def _read(file: Path) -> dict[str, Any]:
     return {key: value for key, value in data.items() if not str(key).startswith("x-")}
 
 
-def _merge(document: dict[str, Any], part: dict[str, Any], name: str, origin: dict) -> None:
+def _merge(
+    document: dict[str, Any], part: dict[str, Any], name: str, origin: dict[tuple[str, ...], str]
+) -> None:
     unknown = set(part) - {"paths", "components"}
     if unknown:
         raise SpecError(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 InferenceObserver = Callable[[str, float], None]
 """Told (model name, seconds) after every timed run; called from the thread that ran it."""
@@ -36,6 +38,7 @@ class Timed:
             self._observe(self._label, time.perf_counter() - started)
 
 
-def timed(model: Any, method: str, label: str, observe: InferenceObserver | None) -> Any:
-    """model with method timed under label; model itself when observe is None."""
-    return model if observe is None else Timed(model, method, label, observe)
+def timed(model: T, method: str, label: str, observe: InferenceObserver | None) -> T:
+    """model with method timed under label; model itself when observe is None (typed as the model:
+    every attribute but the timed method is the model's own)."""
+    return model if observe is None else cast(T, Timed(model, method, label, observe))
