@@ -18,6 +18,7 @@ from aiohttp import web
 from daemon.api.device_keys import LIBRARY
 from daemon.api.middleware import Handler
 from daemon.api.ops_api import DISK
+from daemon.api.stream import STREAM
 from daemon.appkeys import CONFIG, POOL, PRINCIPAL
 from daemon.ops.metrics import (
     CONTENT_TYPE,
@@ -29,7 +30,6 @@ from daemon.ops.metrics import (
     PoolCollector,
     Source,
 )
-from daemon.services.stream import STREAM
 from daemon.vision.timing import InferenceObserver
 
 METRICS = web.AppKey("metrics", Metrics)
