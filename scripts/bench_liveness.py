@@ -11,7 +11,7 @@ Sets (label: live = bona fide, attack = presentation attack):
   calibration (median WIDER box / BlazeFace box), which is what the original's detector was trained on.
 Every image is also scored as a tight crop (the face box × 1.3, as a terminal might send it).
 
-    .venv/bin/python scripts/bench_liveness.py [--wider ../shared/testdata/wider_dev] [--threshold T]
+    .venv/bin/python scripts/bench_liveness.py [--wider WIDER_DEV_DIR] [--threshold T]
 """
 
 from __future__ import annotations

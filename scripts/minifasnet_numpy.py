@@ -31,7 +31,8 @@ _STORAGE_DTYPES = {
     "LongStorage": "<i8",
     "IntStorage": "<i4",
 }
-# The network, top-level modules in order (README of models-src/minifasnet, "Architecture").
+# The network, top-level modules in order: a MobileFaceNet-style stem, bottleneck stages (the *_23/_34/_45
+# ones downsample), a 1×1 then 5×5 depthwise head (see forward() below and models/MODELS.md).
 STAGES = ["conv1", "conv2_dw", "conv_23", "conv_3", "conv_34", "conv_4", "conv_45", "conv_5", "conv_6_sep"]
 
 
