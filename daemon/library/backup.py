@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from daemon.library.errors import LibraryError
+from daemon.ops.private_files import fsync_dir
 
 
 class BackupError(LibraryError):
@@ -44,7 +45,7 @@ def backup(source: Path, target: Path, busy_timeout: float = 30.0) -> int:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except (OSError, sqlite3.Error) as exc:
         raise BackupError(f"backup of {source} to {target} failed: {exc}") from exc
     finally:
@@ -72,12 +73,3 @@ def _readonly(path: Path, busy_timeout: float) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     return conn
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -19,7 +19,6 @@ Keys read once stay known to the process, so a row re-sealed meanwhile is readab
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from daemon.library import sealing
 from daemon.library.errors import LibraryError
+from daemon.ops.private_files import write_private
 
 FILE_NAME = "library.keys"
 CREDENTIAL_NAME = "facegate-library-keys"
@@ -167,26 +167,12 @@ def read_keys(path: Path) -> list[tuple[int, bytes]]:
 
 def write_keys(path: Path, keys: list[tuple[int, bytes]], exclusive: bool = False) -> None:
     """Replace (or, ``exclusive``, create) the key file atomically, mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "# Facegate library keys (AES-256-GCM): <id>:<hex>; the last line is current. Keep secret.\n"
     text += "".join(f"{key_id}:{key.hex()}\n" for key_id, key in keys)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if exclusive:
-            os.link(tmp, path)  # fails if the file appeared meanwhile
-        else:
-            os.replace(tmp, path)
+        write_private(path, text, exclusive=exclusive)
     except OSError as exc:
         raise KeyRingError(f"cannot write library key file {path}: {exc}") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    _fsync_dir(path.parent)
 
 
 def add_key(path: Path) -> int:
@@ -202,12 +188,3 @@ def keep_only_current(path: Path) -> list[int]:
     keys = read_keys(path)
     write_keys(path, keys[-1:])
     return [k for k, _ in keys[:-1]]
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 from daemon.config import CheckinConfig
 from daemon.config_schema import build
 from daemon.errors import ConfigError
+from daemon.ops.private_files import fsync_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class DoorSettingsStore:
         """Drop every override: back to the config file's settings."""
         with self._lock:
             self.path.unlink(missing_ok=True)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             self.overrides, self.current, self.load_error = {}, self.base, None
             return self.base
 
@@ -86,28 +86,10 @@ class DoorSettingsStore:
         return build(CheckinConfig, data, "checkin")
 
     def _write(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        write_private(self.path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def runtime_view(settings: CheckinConfig) -> dict[str, Any]:
     """The settings an integrator can read and change (GET /api/door/settings)."""
     values = asdict(settings)
     return {key: values[key] for key in RUNTIME_KEYS}
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
