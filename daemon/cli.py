@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from daemon import __version__
-from daemon.config import Config, load_config, with_overrides
+from daemon.cli_args import add_config_args, config_from_args
+from daemon.config import Config
 from daemon.config_schema import render_defaults
 from daemon.errors import FacegateError, IntegrityError, ModelError
 from daemon.ops.exits import EXIT_CONFIG, EXIT_INTEGRITY, EXIT_MODELS, EXIT_STATE
@@ -17,28 +17,15 @@ from daemon.ops.exits import EXIT_CONFIG, EXIT_INTEGRITY, EXIT_MODELS, EXIT_STAT
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the daemon")
-    p.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
+    add_config_args(p)
     p.add_argument("--host", help="listen address (overrides server.host)")
     p.add_argument("--port", type=int, help="listen port (overrides server.port)")
-    p.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
     p.add_argument("--validate-config", action="store_true", help="check the config and exit")
     p.set_defaults(func=_cmd_run)
 
 
-def _config_from_args(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    server = {}
-    if args.host is not None:
-        server["host"] = args.host
-    if args.port is not None:
-        server["port"] = args.port
-    if args.state_dir is not None:
-        server["state_dir"] = args.state_dir
-    return with_overrides(config, server=server) if server else config
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = _config_from_args(args)
+    config = config_from_args(args)
     if args.validate_config:
         from daemon.vision.engine import ModelPaths
 

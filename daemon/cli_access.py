@@ -14,14 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config, load_config, with_overrides
+from daemon.cli_args import add_config_args, config_from_args
 from daemon.services.tokens import SCOPES, TokenStore
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = sub.add_parser("token", help="manage API tokens (hashed store; restart the daemon after)")
-    token.add_argument("--config", type=Path, help="YAML config file (to find auth.token_store)")
-    token.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
+    add_config_args(token, "YAML config file (to find auth.token_store)")
     actions = token.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="make a token and print it (the only time it is shown)")
     add.add_argument("name", help="the token's name: the principal in the audit log and task owner")
@@ -40,8 +39,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     revoke.set_defaults(func=_cmd_revoke)
 
     cert = sub.add_parser("cert", help="make a self-signed TLS certificate and key for this device")
-    cert.add_argument("--config", type=Path, help="YAML config file (to find tls.cert_file / key_file)")
-    cert.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
+    add_config_args(cert, "YAML config file (to find tls.cert_file / key_file)")
     cert.add_argument("--cert", type=Path, help="certificate (default: tls.cert_file or <state>/tls.crt)")
     cert.add_argument("--key", type=Path, help="key file (default: tls.key_file or <state>/tls.key)")
     cert.add_argument("--name", action="append", default=[], help="another DNS name (repeatable)")
@@ -51,22 +49,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cert.set_defaults(func=_cmd_cert)
 
 
-def _config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    if args.state_dir is not None:
-        config = with_overrides(config, server={"state_dir": args.state_dir})
-    return config
-
-
 def _store(args: argparse.Namespace) -> TokenStore:
-    return TokenStore(_config(args).token_store_path)
+    return TokenStore(config_from_args(args).token_store_path)
 
 
 def _audit(args: argparse.Namespace, action: str, name: str, detail: dict[str, Any]) -> None:
     """A token change is a mutation: recorded in the audit trail like the API's (services/audit.py)."""
     from daemon.services.audit import record_cli
 
-    record_cli(_config(args), action, f"token:{name}", detail)
+    record_cli(config_from_args(args), action, f"token:{name}", detail)
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
@@ -103,7 +94,7 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 def _cmd_cert(args: argparse.Namespace) -> int:
     from daemon.ops.tls import make_self_signed
 
-    config = _config(args)
+    config = config_from_args(args)
     tls, state = config.tls, config.state_path
     cert = args.cert or (Path(tls.cert_file) if tls.cert_file else state / "tls.crt")
     key = args.key or (Path(tls.key_file) if tls.key_file else state / "tls.key")

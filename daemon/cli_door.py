@@ -19,29 +19,28 @@ from typing import Any
 import cv2
 
 from daemon.app import engine_from_config
-from daemon.config import load_config, with_overrides
-from daemon.errors import FacegateError
+from daemon.cli_args import add_config_args, config_from_args
 from daemon.library.index import TemplateIndex
 from daemon.library.keys import resolve_key_path
 from daemon.library.store import FaceStore, open_keys
 from daemon.services.door import DoorPipeline
 from daemon.services.door_liveness import blink_settings
 from daemon.services.scores import ScoreMapping
+from daemon.services.video_blur import VideoError
 from daemon.vision.embed import DESCRIPTOR_SIZE, model_id_of
 from daemon.vision.engine import ModelPaths
 
 DEFAULT_FPS = 25.0
 
 
-class VideoError(FacegateError):
-    """The video file cannot be read."""
-
-
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("checkin-video", help="run the door pipeline on a video file and print its events")
     p.add_argument("video", type=Path, help="video file to read")
-    p.add_argument("--state-dir", help="state dir holding the face library (default: server.state_dir)")
-    p.add_argument("--config", type=Path, help="YAML config (checkin, models, scores)")
+    add_config_args(
+        p,
+        "YAML config (checkin, models, scores)",
+        "state dir holding the face library (default: server.state_dir)",
+    )
     p.add_argument(
         "--group", action="append", default=None, help="door group (repeat); default checkin.groups"
     )
@@ -50,9 +49,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _cmd_checkin_video(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    if args.state_dir is not None:
-        config = with_overrides(config, server={"state_dir": args.state_dir})
+    config = config_from_args(args)
     settings = config.checkin if args.group is None else replace(config.checkin, groups=list(args.group))
     if not args.video.is_file():
         raise VideoError(f"video file not found: {args.video}")

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from daemon.config import Config, load_config, with_overrides
+from daemon.cli_args import add_config_args, config_from_args
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,21 +21,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     r = key_sub.add_parser(
         "rotate", help="re-seal every original, crop and template with a new key (resumable, online)"
     )
-    r.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
-    r.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
+    add_config_args(r)
     r.add_argument("--batch", type=int, help="rows per transaction (default: security.rotate_batch)")
     r.set_defaults(func=_cmd_rotate)
     m = key_sub.add_parser("migrate", help="seal a library written in plaintext (daemon stopped)")
-    m.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
-    m.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
+    add_config_args(m)
     m.set_defaults(func=_cmd_migrate)
-
-
-def _config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    if args.state_dir is not None:
-        config = with_overrides(config, server={"state_dir": args.state_dir})
-    return config
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -47,7 +37,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from daemon.library.keys import resolve_key_path
     from daemon.library.store import open_keys
 
-    config = _config(args)
+    config = config_from_args(args)
     path = config.database_path
     if not path.is_file():
         print(f"no library at {path}: nothing to migrate", file=sys.stderr)
@@ -68,7 +58,7 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     from daemon.library.keys import resolve_key_path
     from daemon.library.rotation import rotate
 
-    config = _config(args)
+    config = config_from_args(args)
     key_path = resolve_key_path(config.security.key_file, config.state_path)
     batch = args.batch or config.security.rotate_batch
     result = rotate(config.database_path, key_path, max(1, batch))

@@ -13,31 +13,32 @@ import json
 import sys
 from pathlib import Path
 
-from daemon.config import Config, load_config, with_overrides
+from daemon.cli_args import add_config_args, config_from_args
+from daemon.config import Config
 from daemon.errors import ConfigError
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check models, config, state dir, disk, TFLite, camera, clock, unit")
-    _common(p)
+    add_config_args(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-camera", action="store_true", help="skip the camera check")
     p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser("backup", help="consistent copy of the library file (safe while the daemon runs)")
-    _common(p)
+    add_config_args(p)
     p.add_argument("out", type=Path, help="target file (or directory)")
     p.set_defaults(func=_cmd_backup)
 
     p = sub.add_parser("export", help="write a signed, portable bundle of the face library")
-    _common(p)
+    add_config_args(p)
     p.add_argument("out", type=Path, help="bundle file to write ('-': standard output)")
     p.add_argument("--group", action="append", default=[], help="only faces of this group (repeatable)")
     p.add_argument("--key", type=Path, help="bundle key file (default: ops.bundle_key_file)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("import", help="load a bundle into the library, all or nothing (daemon stopped)")
-    _common(p)
+    add_config_args(p)
     p.add_argument("bundle", type=Path, help="bundle file written by facegate export")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--merge", action="store_const", const="merge", dest="mode", help="add (default)")
@@ -46,24 +47,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=_cmd_import, mode="merge")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
-    p.add_argument("--state-dir", help="state directory (overrides server.state_dir)")
-
-
-def _config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    if args.state_dir is not None:
-        config = with_overrides(config, server={"state_dir": args.state_dir})
-    return config
-
-
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from daemon.services.doctor import healthy, run_checks
 
     config, error = None, None
     try:
-        config = _config(args)
+        config = config_from_args(args)
     except ConfigError as exc:
         error = str(exc)
     checks = run_checks(config, error, camera=not args.no_camera)
@@ -81,7 +70,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_backup(args: argparse.Namespace) -> int:
     from daemon.library.backup import backup
 
-    config = _config(args)
+    config = config_from_args(args)
     size = backup(config.database_path, args.out)
     print(f"backup of {config.database_path} written to {args.out} ({size} bytes)")
     return 0
@@ -104,7 +93,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from daemon.library.backup import snapshot
     from daemon.library.keys import KeyRing
 
-    config = _config(args)
+    config = config_from_args(args)
     model_id, dim = _model(config)
     ring = KeyRing.open(_library_key_path(config), may_create=False)
     key = bundle.load_key(args.key or config.bundle_key_path, create=args.key is None)
@@ -135,7 +124,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from daemon.library.bundle import BundleError
     from daemon.library.store import open_keys
 
-    config = _config(args)
+    config = config_from_args(args)
     model_id, dim = _model(config)
     key = bundle.load_key(args.key or config.bundle_key_path, create=False)
     try:
