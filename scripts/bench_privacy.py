@@ -56,6 +56,7 @@ from daemon.config import PACKAGE_MODELS_DIR, load_config  # noqa: E402
 from daemon.services.privacy import detect_settings  # noqa: E402
 from daemon.vision.boxes import box_iou  # noqa: E402
 from daemon.vision.engine import ModelPaths, VisionEngine  # noqa: E402
+from daemon.vision.image import encode_jpeg  # noqa: E402
 from daemon.vision.privacy_detect import (  # noqa: E402
     PrivacyDetectSettings,
     detect_for_privacy,
@@ -395,16 +396,21 @@ def http_variants() -> list[tuple[str, dict[str, str]]]:
     ]
 
 
-def cmd_http(args: argparse.Namespace) -> None:
+def http_scenes(seed: int) -> tuple[VisionEngine, dict[str, bytes]]:
+    """The engine and the two JPEG scenes (1080p and 4K, 8 faces each) the HTTP benchmarks send."""
     engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), 1)
-    rng = random.Random(args.seed)
+    rng = random.Random(seed)
     sources = source_faces(engine)
     backgrounds = [read_rgb(p) for p in sorted(NO_FACES.iterdir())]
     images = {}
     for label, size in (("1920×1080", (1920, 1080)), ("3840×2160", (3840, 2160))):
         scene, _ = make_scene(rng, sources, backgrounds, size, 8, size[1] / 40, size[1] / 5)
-        _, buf = cv2.imencode(".jpg", cv2.cvtColor(scene, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-        images[label] = buf.tobytes()
+        images[label] = encode_jpeg(scene, 90)
+    return engine, images
+
+
+def cmd_http(args: argparse.Namespace) -> None:
+    engine, images = http_scenes(args.seed)
     print_header("POST /api/v1/blur-faces over HTTP (daemon subprocess on 127.0.0.1, show_box=true)", engine)
     print("\n| variant | image | clients | requests | p50 ms | p99 ms | requests/s |")
     print("|---|---|---|---|---|---|---|")
@@ -475,15 +481,7 @@ def cmd_wider(args: argparse.Namespace) -> None:
 def cmd_side_by_side(args: argparse.Namespace) -> None:
     from bench_sidebyside import interleaved_rows, side_by_side, start_peer, stop_peer
 
-    engine = VisionEngine(ModelPaths.resolve(PACKAGE_MODELS_DIR), 1)
-    rng = random.Random(args.seed)
-    sources = source_faces(engine)
-    backgrounds = [read_rgb(p) for p in sorted(NO_FACES.iterdir())]
-    images = {}
-    for label, size in (("1920×1080", (1920, 1080)), ("3840×2160", (3840, 2160))):
-        scene, _ = make_scene(rng, sources, backgrounds, size, 8, size[1] / 40, size[1] / 5)
-        _, buf = cv2.imencode(".jpg", cv2.cvtColor(scene, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-        images[label] = buf.tobytes()
+    engine, images = http_scenes(args.seed)
     print_header("Side by side: POST /api/v1/blur-faces, Facegate (cache off) and the peer service", engine)
     peer = start_peer(args.peer_cmd, args.peer_url)
     try:
