@@ -54,13 +54,14 @@ def build_app(
 ) -> web.Application:
     """The daemon's Application; engine_factory replaces how a worker builds its engine (tests)."""
     uploads = UploadBudget(config.limits.max_buffered_upload_bytes)
+    policy = AccessPolicy(config, tokens, public_paths(config))
     app = web.Application(
         client_max_size=config.server.max_request_bytes,
         middlewares=[
             metrics_middleware,  # outermost: counts and times every answer, 401s and 500s included
             make_request_middleware(config.server.access_log),
             make_cors_middleware(config.cors, PRIVACY_PATHS),
-            make_auth_middleware(AccessPolicy(config, tokens, public_paths(config))),
+            make_auth_middleware(policy),
             make_upload_budget_middleware(uploads, largest_body(config)),
         ],
     )
@@ -100,7 +101,7 @@ def build_app(
     setup_ops_api(app)  # after the device API: uses its library; its disk-floor middleware goes last
     setup_config_api(app)
     if config.ui.enabled:
-        setup_ui(app, tokens)
+        setup_ui(app, tokens, policy.failures)
     setup_door_api(app, engine_factory)
     setup_api_docs(app)  # /openapi.json and /docs
     return app

@@ -173,3 +173,20 @@ async def test_cors_wildcard_without_credentials(make_client, config):
     response = await client.options("/detect", headers=headers)
     assert response.status == 204 and response.headers["Access-Control-Allow-Origin"] == "*"
     assert TEST_TOKEN not in str(response.headers)
+
+
+async def test_failed_sign_ins_on_the_admin_page_share_the_api_limit(make_client, config):
+    # The page's sign-in form is another way to guess tokens: its failures count against the same
+    # per-address limit as the API's, in both directions.
+    client = await make_client(with_overrides(config, auth={"max_failures": 3, "failure_window": 60}))
+    origin = {"Origin": str(client.make_url("")).rstrip("/")}
+    for _ in range(2):
+        response = await client.post("/ui/login", data={"token": "wrong-token-0123456789ab"}, headers=origin)
+        assert response.status == 403
+    assert (await client.get("/api/faces", headers=WRONG)).status == 403  # the third failure
+    response = await client.post(
+        "/ui/login", data={"token": TEST_TOKEN}, headers=origin, allow_redirects=False
+    )
+    assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+    assert "Too many failed sign-ins" in await response.text()
+    assert (await client.get("/api/faces", headers=AUTH)).status == 429

@@ -16,8 +16,6 @@ state-changing request must also carry the session's CSRF token in X-CSRF-Token.
 from __future__ import annotations
 
 import html
-import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +26,7 @@ from multidict import CIMultiDict
 from daemon.api.families import error_response
 from daemon.api.middleware import Handler
 from daemon.appkeys import CONFIG, PRINCIPAL
+from daemon.services.ratelimit import FailureLimiter, client_key
 from daemon.services.tokens import TokenRegistry
 from daemon.services.ui_sessions import Session, SessionStore
 
@@ -44,10 +43,6 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 STATIC_PREFIX = "/ui/static/"
-# Failed sign-ins per client address: at most FAILED_LOGINS within FAILED_WINDOW seconds.
-FAILED_LOGINS = 10
-FAILED_WINDOW = 60.0
-MAX_TRACKED_CLIENTS = 1024
 
 UI_SESSIONS = web.AppKey("ui_sessions", SessionStore)
 
@@ -86,28 +81,6 @@ def _same_origin(request: web.Request) -> bool:
     return origin == f"{request.scheme}://{request.host}"
 
 
-class LoginLimiter:
-    """Failed sign-ins per client address in a sliding window; bounded memory (oldest clients dropped)."""
-
-    def __init__(self) -> None:
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
-
-    def blocked_for(self, client: str, now: float) -> float:
-        recent = [t for t in self._failures.get(client, []) if now - t < FAILED_WINDOW]
-        if len(recent) < FAILED_LOGINS:
-            return 0.0
-        return FAILED_WINDOW - (now - recent[0])
-
-    def failed(self, client: str, now: float) -> None:
-        recent = [t for t in self._failures.pop(client, []) if now - t < FAILED_WINDOW]
-        self._failures[client] = [*recent, now][-FAILED_LOGINS:]
-        while len(self._failures) > MAX_TRACKED_CLIENTS:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
-
-
 def make_session_middleware(store: SessionStore) -> Middleware:
     @web.middleware
     async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -127,7 +100,7 @@ def make_session_middleware(store: SessionStore) -> Middleware:
     return session_middleware
 
 
-def setup_ui(app: web.Application, tokens: TokenRegistry) -> None:
+def setup_ui(app: web.Application, tokens: TokenRegistry, failures: FailureLimiter) -> None:
     """Routes of /ui/ and the session middleware (inserted before the auth middleware). Sign-in checks
     the token against the same registry the auth middleware uses; the page learns the token's scopes
     (to hide what it may not do: the server refuses it anyway)."""
@@ -135,7 +108,7 @@ def setup_ui(app: web.Application, tokens: TokenRegistry) -> None:
     store = SessionStore(config.session_hours * 3600, config.max_sessions)
     app[UI_SESSIONS] = store
     app.middlewares.insert(1, make_session_middleware(store))
-    limiter = LoginLimiter()
+    limiter = failures  # the auth middleware's: a failed sign-in is a failed authentication
     assets = {path: (file.read_bytes(), CONTENT_TYPES[file.suffix]) for path, file in static_files().items()}
     index_html = (WEB_DIR / "index.html").read_bytes()
     login_template = (WEB_DIR / "login.html").read_text(encoding="utf-8")
@@ -163,10 +136,9 @@ def setup_ui(app: web.Application, tokens: TokenRegistry) -> None:
     async def post_login(request: web.Request) -> web.StreamResponse:
         if not _same_origin(request):
             return login_page("This sign-in came from another site and was refused.", 403)
-        client = request.remote or "-"
-        now = time.monotonic()
-        wait = limiter.blocked_for(client, now)
-        if wait > 0:
+        client = client_key(request.remote)
+        wait = limiter.retry_after(client)
+        if wait is not None:
             response = login_page(f"Too many failed sign-ins: try again in {int(wait) + 1} s.", 429)
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
@@ -176,9 +148,8 @@ def setup_ui(app: web.Application, tokens: TokenRegistry) -> None:
         entry = tokens.lookup(token) if token else None
         principal = entry.name if entry is not None else None
         if principal is None:
-            limiter.failed(client, now)
+            limiter.failed(client)
             return login_page("That token is not valid on this device.", 403)
-        limiter.succeeded(client)
         session = store.create(token, principal)
         response = web.HTTPSeeOther("/ui/")
         response.set_cookie(
