@@ -32,13 +32,9 @@ MAX_LOGGED_CHARS = 512
 
 
 def loggable(text: str) -> str:
-    """Client-controlled text made safe for one log line: control characters (CR, LF, ESC …), and
-    anything not printable, as escapes; cut at MAX_LOGGED_CHARS. A client can never forge a line."""
-    if len(text) > MAX_LOGGED_CHARS:
-        text = text[:MAX_LOGGED_CHARS] + "…"
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    """Client-controlled text made safe for one log line (daemon/textsafe.py: control characters and
+    anything not printable escaped, backslashes doubled), cut at MAX_LOGGED_CHARS."""
+    return one_line(text, MAX_LOGGED_CHARS)
 
 
 def new_request_id() -> str:
