@@ -21,6 +21,7 @@ from pathlib import Path
 
 from clip_maker import make_clip
 from conftest import FACES
+from daemon_support import daemon_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,10 +51,7 @@ def _multipart(video: bytes, filename_star: str) -> tuple[bytes, str]:
 def test_outside_systemd_state_is_private_and_logs_cannot_be_forged(tmp_path: Path):
     state = tmp_path / "state"
     clip = make_clip(tmp_path / "clip.avi", size=(320, 180), frames=6)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEGATE_", "NOTIFY_", "WATCHDOG_"))}
-    env.update(
-        {"FACEGATE_LOGGING_JOURNALD": "never", "PYTHONUNBUFFERED": "1", "FACEGATE_TASKS_OUTPUT": "avi"}
-    )
+    env = daemon_env(FACEGATE_TASKS_OUTPUT="avi")
     log_path = tmp_path / "daemon.log"
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(

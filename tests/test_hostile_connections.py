@@ -10,7 +10,6 @@ its request is read: docs/BENCHMARKS.md gives the numbers; the unit's LimitNOFIL
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from daemon_support import daemon_env
 
 REPO = Path(__file__).resolve().parent.parent
 SLOW = 700  # more than the cap (576 under 1,024 descriptors)
@@ -31,12 +31,7 @@ def _limit_files() -> None:
 @pytest.fixture
 def daemon(tmp_path: Path):
     log_path = tmp_path / "daemon.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEGATE_", "NOTIFY_", "WATCHDOG_"))}
-    env.update(
-        FACEGATE_LOGGING_JOURNALD="never",
-        FACEGATE_LIMITS_HEADER_TIMEOUT="2",
-        PYTHONUNBUFFERED="1",
-    )
+    env = daemon_env(FACEGATE_LIMITS_HEADER_TIMEOUT="2")
     env.pop("PYTHONASYNCIODEBUG", None)  # debug mode logs every slow callback: not what is measured
     with log_path.open("w") as log:
         proc = subprocess.Popen(

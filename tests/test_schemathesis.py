@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from clip_maker import make_clip
+from daemon_support import daemon_env
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKS = (
@@ -63,15 +64,13 @@ def daemon(tmp_path: Path):
     clip = make_clip(tmp_path / "clip.avi", size=(320, 240), frames=20)
     state = tmp_path / "state"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEGATE_", "NOTIFY_", "WATCHDOG_"))}
+    env = daemon_env()
     env |= {
-        "FACEGATE_LOGGING_JOURNALD": "never",
         "FACEGATE_CAMERA_SOURCE": f"file:{clip.path}",
         "FACEGATE_CAMERA_FPS": "5",
         # The fuzzer is one client sending thousands of expensive requests: it must reach the handlers.
         "FACEGATE_AUTH_EXPENSIVE_PER_MINUTE": "1000000",
         "FACEGATE_AUTH_EXPENSIVE_BURST": "1000000",
-        "PYTHONUNBUFFERED": "1",
     }
     # An admin token, so the admin routes (reset, export/import, door settings, config) are reached too.
     made = subprocess.run(

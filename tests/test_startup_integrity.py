@@ -8,7 +8,6 @@ daemon serves.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from daemon_support import daemon_env
 
 from daemon.ops.exits import EXIT_INTEGRITY
 
@@ -24,8 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_daemon(state: Path, until_ready: bool = True, timeout: float = 90) -> tuple[int | None, str]:
     """Start `facegate run`; stop it with SIGTERM once ready. (exit status, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEGATE_", "NOTIFY_", "WATCHDOG_"))}
-    env.update(FACEGATE_LOGGING_JOURNALD="never", PYTHONUNBUFFERED="1")
+    env = daemon_env()
     log = state.parent / f"daemon-{time.monotonic_ns()}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from api_device_support import data_url
 from conftest import FACES, NO_FACES
-from test_daemon_process import Daemon
+from daemon_support import Daemon
 
 from daemon.services.tokens import ADMIN, TokenStore
 
