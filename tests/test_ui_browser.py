@@ -36,6 +36,7 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     )
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -97,7 +98,10 @@ def browser(tmp_path):
 
 
 def wait(driver, condition, timeout: float = 20):
-    return WebDriverWait(driver, timeout).until(condition)
+    # A page re-renders its table after every change: an element read while it is being replaced is
+    # stale, and the condition is simply asked again.
+    retry = (StaleElementReferenceException,)
+    return WebDriverWait(driver, timeout, ignored_exceptions=retry).until(condition)
 
 
 def console_errors(driver) -> list[str]:
